@@ -1,0 +1,71 @@
+//! A scripted expert for fast tests (feature `fake`; never in shipped binaries).
+
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt};
+
+use crate::upstream::async_stream;
+use crate::{Expert, ExpertError, ExpertEvent, ExpertRequest, ExpertStream, estimate_tokens};
+
+/// Plays back a fixed script; `refuse` makes `stream` fail before accepting.
+#[derive(Debug, Clone)]
+pub struct ScriptedExpert {
+    /// The expert's name.
+    pub name: String,
+    /// What `stream` plays, in order.
+    pub script: Vec<Result<ExpertEvent, ExpertError>>,
+    /// Pause before each scripted item.
+    pub delay: Duration,
+    /// An error `stream` returns instead of a stream.
+    pub refuse: Option<ExpertError>,
+}
+
+impl ScriptedExpert {
+    /// An expert named `name` that plays `script` without delay.
+    pub fn new(name: &str, script: Vec<Result<ExpertEvent, ExpertError>>) -> Self {
+        Self {
+            name: name.into(),
+            script,
+            delay: Duration::ZERO,
+            refuse: None,
+        }
+    }
+}
+
+impl Expert for ScriptedExpert {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn model_label(&self) -> String {
+        format!("scripted {}", self.name)
+    }
+
+    fn stream(&self, _request: ExpertRequest) -> BoxFuture<'_, Result<ExpertStream, ExpertError>> {
+        let script = self.script.clone();
+        let delay = self.delay;
+        let refuse = self.refuse.clone();
+        async move {
+            if let Some(error) = refuse {
+                return Err(error);
+            }
+            Ok(async_stream(move |out| async move {
+                for item in script {
+                    if !delay.is_zero() {
+                        tokio::time::sleep(delay).await;
+                    }
+                    if !out.send(item).await {
+                        return;
+                    }
+                }
+            })
+            .boxed())
+        }
+        .boxed()
+    }
+
+    fn count_tokens(&self, request: ExpertRequest) -> BoxFuture<'_, Result<u64, ExpertError>> {
+        futures::future::ready(Ok(estimate_tokens(&request.body))).boxed()
+    }
+}

@@ -1,0 +1,71 @@
+//! The HTTP edge: a loopback Anthropic-compatible gateway.
+//!
+//! One request: guards (request-id, Host, Origin, body size) → auth (key → profile) → parse →
+//! normalise (billing block out) → route (profile + model → expert) → expert stream → SSE or JSON.
+//! Only this crate turns expert events into Anthropic responses; errors become the Anthropic
+//! envelope here and nowhere else.
+//!
+//! Layout:
+//! - [`state`]: [`GatewayState`] and its settings; the [`Authenticator`] seam;
+//! - [`guard`]: request-id, Host/Origin checks, auth middleware;
+//! - [`error`]: [`GatewayError`] → status + envelope;
+//! - [`routes`]: thin handlers (`messages`, `count_tokens`, `models`, `health`);
+//! - [`normalize`]: what the gateway changes before an expert sees a request;
+//! - [`sse`]: the one state machine from expert events to stream events, and the SSE body;
+//! - [`collect`]: stream events folded into a non-streaming message.
+
+pub mod collect;
+pub mod error;
+pub mod guard;
+pub mod normalize;
+pub mod routes;
+pub mod sse;
+pub mod state;
+
+use axum::Router;
+use axum::routing::{get, post};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use error::GatewayError;
+pub use state::{Authenticator, Caller, GatewayState, Settings};
+
+/// The whole HTTP surface.
+pub fn router(state: GatewayState) -> Router {
+    let api = Router::new()
+        .route("/v1/messages", post(routes::messages::create))
+        .route(
+            "/v1/messages/count_tokens",
+            post(routes::count_tokens::count),
+        )
+        .route("/v1/models", get(routes::models::list))
+        .route("/v1/models/{id}", get(routes::models::retrieve))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guard::authenticate,
+        ));
+    Router::new()
+        .route("/", get(routes::health::root).head(routes::health::root))
+        .route("/health", get(routes::health::health))
+        .merge(api)
+        .fallback(routes::health::not_found)
+        .method_not_allowed_fallback(routes::health::method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guard::edge,
+        ))
+        .with_state(state)
+}
+
+/// Serves until `shutdown` is cancelled; open streams end with an `error` event, then the
+/// server stops.
+pub async fn serve(
+    listener: TcpListener,
+    state: GatewayState,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let app = router(state);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+}

@@ -1,0 +1,62 @@
+//! Shared state of the gateway.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use moe_sovereign_experts::{Profile, RouteTable};
+use tokio_util::sync::CancellationToken;
+
+/// Who is calling: the key's id and the profile it is bound to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// The key id (never the key).
+    pub key_id: String,
+    /// The key's active profile.
+    pub profile: Profile,
+}
+
+/// Turns a presented API key into a caller. Implemented over the key store by `runtime`.
+pub trait Authenticator: Send + Sync {
+    /// The caller owning `key`, if `key` is valid.
+    fn authenticate(&self, key: &str) -> Option<Caller>;
+}
+
+/// Tunables.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The port we listen on (Host and Origin checks need it).
+    pub port: u16,
+    /// Skip the Host check (explicit `--allow-remote` only; auth stays on).
+    pub allow_any_host: bool,
+    /// Largest accepted body.
+    pub max_body_bytes: usize,
+    /// A `ping` goes out when the expert has been quiet this long.
+    pub ping_interval: Duration,
+    /// How long to wait for the expert's first event before committing to a 200.
+    pub first_event_timeout: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            port: 0,
+            allow_any_host: false,
+            max_body_bytes: 32 * 1024 * 1024,
+            ping_interval: Duration::from_secs(10),
+            first_event_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Cheap to clone; one per server.
+#[derive(Clone)]
+pub struct GatewayState {
+    /// Profiles → experts.
+    pub routes: Arc<RouteTable>,
+    /// Key checks.
+    pub auth: Arc<dyn Authenticator>,
+    /// Tunables.
+    pub settings: Arc<Settings>,
+    /// Cancelled at shutdown: open streams end with an error event.
+    pub shutdown: CancellationToken,
+}

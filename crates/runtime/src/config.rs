@@ -1,0 +1,468 @@
+//! `config.toml`: the raw schema (unknown keys rejected) and its validation into [`Config`].
+//! Every problem is reported at once, each with `file:line:column`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use moe_sovereign_experts::Profile;
+use serde::Deserialize;
+use toml::Spanned;
+
+/// Default listen address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8742";
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    listen: Option<Spanned<String>>,
+    #[serde(default)]
+    allow_remote: bool,
+    secret_store: Option<Spanned<String>>,
+    #[serde(default)]
+    gateway: RawGateway,
+    #[serde(default)]
+    experts: Vec<RawExpert>,
+    #[serde(default)]
+    profiles: BTreeMap<Spanned<String>, RawProfile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGateway {
+    ping_interval_ms: Option<u64>,
+    first_event_timeout_ms: Option<u64>,
+    max_body_mib: Option<usize>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawExpert {
+    name: Spanned<String>,
+    kind: Spanned<String>,
+    base_url: Option<Spanned<String>>,
+    model: Option<String>,
+    api_key: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProfile {
+    expert: Option<Spanned<String>>,
+}
+
+/// Where key plaintext is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SecretStoreKind {
+    /// The OS keychain (default).
+    #[default]
+    Keychain,
+    /// `secrets.json`, mode 0600 (opt-in, for machines without a keychain).
+    File,
+}
+
+/// The kind of an expert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExpertKind {
+    /// Another Anthropic-compatible gateway.
+    Anthropic,
+    /// An OpenAI-compatible `/v1/chat/completions` server.
+    OpenAi,
+}
+
+/// A validated expert entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpertConfig {
+    /// Unique name.
+    pub name: String,
+    /// Kind.
+    pub kind: ExpertKind,
+    /// Server address.
+    pub base_url: String,
+    /// Upstream model id.
+    pub model: Option<String>,
+    /// `env:NAME` or `keychain:NAME`.
+    pub api_key: Option<SecretRef>,
+}
+
+/// A reference to a secret, never the secret itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretRef {
+    /// An environment variable.
+    Env(String),
+    /// A keychain entry (service `moe-sovereign`).
+    Keychain(String),
+}
+
+/// Gateway tunables.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayTuning {
+    /// Quiet time before a `ping`.
+    pub ping_interval: Duration,
+    /// Wait for the first expert event before committing to a 200.
+    pub first_event_timeout: Duration,
+    /// Body limit.
+    pub max_body_bytes: usize,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Whether a non-loopback listen address is allowed.
+    pub allow_remote: bool,
+    /// Secret store.
+    pub secret_store: SecretStoreKind,
+    /// Gateway tunables.
+    pub gateway: GatewayTuning,
+    /// Experts, in file order.
+    pub experts: Vec<ExpertConfig>,
+    /// Profile → expert name.
+    pub profiles: Vec<(Profile, String)>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        #[expect(clippy::unwrap_used, reason = "a constant that parses")]
+        let listen = DEFAULT_LISTEN.parse().unwrap();
+        Self {
+            listen,
+            allow_remote: false,
+            secret_store: SecretStoreKind::Keychain,
+            gateway: GatewayTuning {
+                ping_interval: Duration::from_secs(10),
+                first_event_timeout: Duration::from_secs(5),
+                max_body_bytes: 32 * 1024 * 1024,
+            },
+            experts: Vec::new(),
+            profiles: Vec::new(),
+        }
+    }
+}
+
+/// One problem in the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// 1-based line, when known.
+    pub line: usize,
+    /// 1-based column, when known.
+    pub column: usize,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// Why the config could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// Reading failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What failed.
+        source: std::io::Error,
+    },
+    /// Parsing or validation failed.
+    #[error("{}", render(path, problems))]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// Every problem found.
+        problems: Vec<Problem>,
+    },
+}
+
+fn render(path: &Path, problems: &[Problem]) -> String {
+    problems
+        .iter()
+        .map(|p| format!("{}:{}:{}: {}", path.display(), p.line, p.column, p.message))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}: {}", self.line, self.column, self.message)
+    }
+}
+
+/// Loads `path`; a missing file means the built-in defaults.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => parse(path, &text),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Config::default()),
+        Err(source) => Err(ConfigError::Io {
+            path: path.to_owned(),
+            source,
+        }),
+    }
+}
+
+/// Parses and validates `text` (read from `path`, for messages).
+pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+    let invalid = |problems| ConfigError::Invalid {
+        path: path.to_owned(),
+        problems,
+    };
+    let raw: RawConfig = toml::from_str(text).map_err(|e| {
+        let (line, column) = e
+            .span()
+            .map_or((1, 1), |span| line_column(text, span.start));
+        invalid(vec![Problem {
+            line,
+            column,
+            message: e.message().trim().to_owned(),
+        }])
+    })?;
+    let mut problems = Vec::new();
+    let mut problem = |span: std::ops::Range<usize>, message: String| {
+        let (line, column) = line_column(text, span.start);
+        problems.push(Problem {
+            line,
+            column,
+            message,
+        });
+    };
+    let mut config = Config {
+        allow_remote: raw.allow_remote,
+        ..Config::default()
+    };
+
+    if let Some(listen) = &raw.listen {
+        match listen.get_ref().parse::<SocketAddr>() {
+            Ok(addr) if addr.ip().is_loopback() || raw.allow_remote => config.listen = addr,
+            Ok(addr) => problem(
+                listen.span(),
+                format!(
+                    "listen = {addr} is not a loopback address; set allow_remote = true to expose the gateway (auth stays on)"
+                ),
+            ),
+            Err(_) => problem(
+                listen.span(),
+                format!("listen = {:?} is not an IP:port address", listen.get_ref()),
+            ),
+        }
+    }
+    if let Some(store) = &raw.secret_store {
+        match store.get_ref().as_str() {
+            "keychain" => config.secret_store = SecretStoreKind::Keychain,
+            "file" => config.secret_store = SecretStoreKind::File,
+            other => problem(
+                store.span(),
+                format!("secret_store = {other:?}: expected \"keychain\" or \"file\""),
+            ),
+        }
+    }
+    let g = &raw.gateway;
+    if let Some(ms) = g.ping_interval_ms {
+        config.gateway.ping_interval = Duration::from_millis(ms.max(10));
+    }
+    if let Some(ms) = g.first_event_timeout_ms {
+        config.gateway.first_event_timeout = Duration::from_millis(ms);
+    }
+    if let Some(mib) = g.max_body_mib {
+        config.gateway.max_body_bytes = mib.saturating_mul(1024 * 1024);
+    }
+
+    for expert in &raw.experts {
+        let name = expert.name.get_ref().clone();
+        if name.is_empty() {
+            problem(expert.name.span(), "expert name must not be empty".into());
+        }
+        if config.experts.iter().any(|e| e.name == name) {
+            problem(
+                expert.name.span(),
+                format!("expert {name:?} is defined twice"),
+            );
+        }
+        let kind = match expert.kind.get_ref().as_str() {
+            "anthropic" => ExpertKind::Anthropic,
+            "openai" => ExpertKind::OpenAi,
+            "local" => {
+                problem(
+                    expert.kind.span(),
+                    "kind = \"local\" (in-process GGUF models) is not available in this build yet"
+                        .into(),
+                );
+                continue;
+            }
+            other => {
+                problem(
+                    expert.kind.span(),
+                    format!("kind = {other:?}: expected \"anthropic\", \"openai\" or \"local\""),
+                );
+                continue;
+            }
+        };
+        let base_url = match &expert.base_url {
+            Some(url)
+                if url.get_ref().starts_with("http://")
+                    || url.get_ref().starts_with("https://") =>
+            {
+                url.get_ref().clone()
+            }
+            Some(url) => {
+                problem(
+                    url.span(),
+                    format!(
+                        "base_url = {:?} must start with http:// or https://",
+                        url.get_ref()
+                    ),
+                );
+                continue;
+            }
+            None => {
+                problem(
+                    expert.kind.span(),
+                    format!("expert {name:?} needs a base_url"),
+                );
+                continue;
+            }
+        };
+        let api_key = match &expert.api_key {
+            None => None,
+            Some(reference) => match parse_secret_ref(reference.get_ref()) {
+                Ok(r) => Some(r),
+                Err(message) => {
+                    problem(reference.span(), message);
+                    continue;
+                }
+            },
+        };
+        config.experts.push(ExpertConfig {
+            name,
+            kind,
+            base_url,
+            model: expert.model.clone(),
+            api_key,
+        });
+    }
+
+    for (name, profile) in &raw.profiles {
+        let Some(parsed) = Profile::parse(name.get_ref()) else {
+            problem(
+                name.span(),
+                format!(
+                    "unknown profile {:?}: expected moe_native, moe_reasoning or moe_orchestrated",
+                    name.get_ref()
+                ),
+            );
+            continue;
+        };
+        if let Some(expert) = &profile.expert {
+            if raw
+                .experts
+                .iter()
+                .any(|e| e.name.get_ref() == expert.get_ref())
+            {
+                config.profiles.push((parsed, expert.get_ref().clone()));
+            } else {
+                problem(
+                    expert.span(),
+                    format!(
+                        "profile {parsed} names unknown expert {:?}",
+                        expert.get_ref()
+                    ),
+                );
+            }
+        }
+    }
+
+    if problems.is_empty() {
+        Ok(config)
+    } else {
+        Err(invalid(problems))
+    }
+}
+
+fn parse_secret_ref(text: &str) -> Result<SecretRef, String> {
+    if let Some(name) = text.strip_prefix("env:").filter(|n| !n.is_empty()) {
+        Ok(SecretRef::Env(name.to_owned()))
+    } else if let Some(name) = text.strip_prefix("keychain:").filter(|n| !n.is_empty()) {
+        Ok(SecretRef::Keychain(name.to_owned()))
+    } else {
+        Err("api_key must be a reference (\"env:VARIABLE\" or \"keychain:NAME\"), never the key itself".into())
+    }
+}
+
+/// 1-based line and column (in characters) of byte `offset` in `text`.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn errors(text: &str) -> Vec<String> {
+        match parse(Path::new("config.toml"), text) {
+            Ok(_) => Vec::new(),
+            Err(e) => e.to_string().lines().map(str::to_owned).collect(),
+        }
+    }
+
+    #[test]
+    fn the_documented_shape_parses() {
+        let config = parse(
+            Path::new("c"),
+            r#"
+listen = "127.0.0.1:9000"
+[[experts]]
+name = "upstream"
+kind = "anthropic"
+base_url = "http://127.0.0.1:9000"
+model = "m"
+api_key = "env:UPSTREAM_KEY"
+[profiles.moe_native]
+expert = "upstream"
+"#,
+        )
+        .unwrap();
+        assert_eq!(
+            config.experts[0].api_key,
+            Some(SecretRef::Env("UPSTREAM_KEY".into()))
+        );
+        assert_eq!(config.profiles, vec![(Profile::Native, "upstream".into())]);
+    }
+
+    #[test]
+    fn unknown_keys_name_file_line_and_column() {
+        assert_eq!(
+            errors(
+                "listen = \"127.0.0.1:1\"\n\n[[experts]]\nname = \"a\"\nkind = \"openai\"\nbase_url = \"http://x\"\nmodle = \"m\"\n"
+            ),
+            vec![
+                "config.toml:7:1: unknown field `modle`, expected one of `name`, `kind`, `base_url`, `model`, `api_key`"
+            ]
+        );
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let problems = errors(
+            "listen = \"0.0.0.0:80\"\n[[experts]]\nname = \"a\"\nkind = \"openai\"\nbase_url = \"x\"\n[[experts]]\nname = \"b\"\nkind = \"anthropic\"\nbase_url = \"http://b\"\napi_key = \"sk-live-123\"\n[profiles.moe_native]\nexpert = \"nope\"\n",
+        );
+        assert_eq!(problems.len(), 4, "{problems:#?}");
+        assert!(problems[0].starts_with("config.toml:1:10: listen = 0.0.0.0:80 is not a loopback"));
+        assert!(problems[1].starts_with("config.toml:5:12: base_url"));
+        assert!(problems[2].starts_with("config.toml:10:11: api_key must be a reference"));
+        assert!(
+            problems[3].starts_with("config.toml:12:10: profile moe_native names unknown expert")
+        );
+    }
+
+    #[test]
+    fn a_missing_file_means_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(
+            load(&dir.path().join("config.toml")).unwrap(),
+            Config::default()
+        );
+    }
+}

@@ -1,0 +1,39 @@
+//! Composition: config + keys + experts → a running gateway; start, stop, graceful shutdown.
+//! Shared by the CLI (`moe-sovereign serve`) and, later, the tray app.
+//!
+//! Layout:
+//! - [`home`]: the data folder (`MOE_SOVEREIGN_HOME`) and what lives in it;
+//! - [`config`]: `config.toml`: raw schema → validated [`Config`], every problem at once;
+//! - [`auth`]: the gateway's key check over `keys.json`, reloaded when it changes;
+//! - [`server`]: builds experts and the route table, binds, serves, shuts down.
+
+pub mod auth;
+pub mod config;
+pub mod home;
+pub mod server;
+
+pub use config::{Config, ConfigError, ExpertConfig, ExpertKind};
+pub use home::Home;
+pub use server::{RunningServer, ServeOptions, start};
+
+/// Everything that can stop the runtime.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// The config is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Keys could not be read.
+    #[error(transparent)]
+    Keys(#[from] moe_sovereign_keys::KeyError),
+    /// The home folder could not be found.
+    #[error("cannot find a configuration folder; set MOE_SOVEREIGN_HOME")]
+    NoHome,
+    /// Binding or serving failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// What failed.
+        source: std::io::Error,
+    },
+}

