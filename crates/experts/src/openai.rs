@@ -97,9 +97,10 @@ impl OpenAiExpert {
         }
         let name = self.name.clone();
         let stop_sequences = request.body.stop_sequences.clone().unwrap_or_default();
+        let estimated_input = estimate_tokens(&request.body);
         let mut events = Box::pin(upstream::sse_events(name.clone(), response));
         let stream = async_stream(move |out| async move {
-            let mut translator = ChunkTranslator::new(name, stop_sequences);
+            let mut translator = ChunkTranslator::new(name, stop_sequences, estimated_input);
             while let Some(item) = events.next().await {
                 let sse = match item {
                     Ok(sse) => sse,

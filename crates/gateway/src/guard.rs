@@ -2,7 +2,7 @@
 //! API-key authentication.
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
@@ -77,12 +77,22 @@ fn is_loopback_authority(authority: &str, port: u16) -> bool {
     host_port == Some(port) && matches!(host, "127.0.0.1" | "localhost" | "[::1]")
 }
 
-/// API-key check for every `/v1` route: `x-api-key` or `Authorization: Bearer`.
+/// Routes open without a key: Claude Code's preconnect probe and the health check.
+fn is_open(request: &Request) -> bool {
+    matches!(request.uri().path(), "/" | "/health")
+        && matches!(*request.method(), Method::GET | Method::HEAD)
+}
+
+/// API-key check for every route but the open ones (unknown routes included, so nothing about
+/// the surface is revealed without a key): `x-api-key` or `Authorization: Bearer`.
 pub async fn authenticate(
     State(state): State<GatewayState>,
     mut request: Request,
     next: Next,
 ) -> Response {
+    if is_open(&request) {
+        return next.run(request).await;
+    }
     let Some(key) = presented_key(request.headers()) else {
         return GatewayError::Unauthenticated(
             "missing API key: send it as x-api-key or Authorization: Bearer".into(),

@@ -23,16 +23,21 @@ pub mod sse;
 pub mod state;
 
 use axum::Router;
+use axum::middleware::from_fn_with_state;
 use axum::routing::{get, post};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tower::Layer;
 
 pub use error::GatewayError;
 pub use state::{Authenticator, Caller, GatewayState, Settings};
 
-/// The whole HTTP surface.
+/// The whole HTTP surface. The guards wrap the complete router as one service, so they run for
+/// unknown routes and methods too (`Router::layer` would skip the fallbacks).
 pub fn router(state: GatewayState) -> Router {
-    let api = Router::new()
+    let routes = Router::new()
+        .route("/", get(routes::health::root).head(routes::health::root))
+        .route("/health", get(routes::health::health))
         .route("/v1/messages", post(routes::messages::create))
         .route(
             "/v1/messages/count_tokens",
@@ -40,21 +45,12 @@ pub fn router(state: GatewayState) -> Router {
         )
         .route("/v1/models", get(routes::models::list))
         .route("/v1/models/{id}", get(routes::models::retrieve))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            guard::authenticate,
-        ));
-    Router::new()
-        .route("/", get(routes::health::root).head(routes::health::root))
-        .route("/health", get(routes::health::health))
-        .merge(api)
         .fallback(routes::health::not_found)
         .method_not_allowed_fallback(routes::health::method_not_allowed)
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            guard::edge,
-        ))
-        .with_state(state)
+        .with_state(state.clone());
+    let authenticated = from_fn_with_state(state.clone(), guard::authenticate).layer(routes);
+    let guarded = from_fn_with_state(state, guard::edge).layer(authenticated);
+    Router::new().fallback_service(guarded)
 }
 
 /// Serves until `shutdown` is cancelled; open streams end with an `error` event, then the

@@ -2,7 +2,7 @@
 //! Secret Service), or — opted into on machines without one — a 0600 file.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::KeyError;
 use crate::record::{parse_json, write_private};
@@ -79,20 +79,20 @@ fn keychain_error(error: keyring::Error) -> KeyError {
     KeyError::KeychainUnavailable(error.to_string())
 }
 
-fn read_file(path: &PathBuf) -> Result<BTreeMap<String, String>, KeyError> {
+fn read_file(path: &Path) -> Result<BTreeMap<String, String>, KeyError> {
     match std::fs::read(path) {
         Ok(bytes) => parse_json(path, &bytes),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
         Err(source) => Err(KeyError::Io {
-            path: path.clone(),
+            path: path.to_owned(),
             source,
         }),
     }
 }
 
-fn write_file(path: &PathBuf, all: &BTreeMap<String, String>) -> Result<(), KeyError> {
+fn write_file(path: &Path, all: &BTreeMap<String, String>) -> Result<(), KeyError> {
     let bytes = serde_json::to_vec_pretty(all).map_err(|e| KeyError::Io {
-        path: path.clone(),
+        path: path.to_owned(),
         source: e.into(),
     })?;
     write_private(path, &bytes)

@@ -184,6 +184,7 @@ pub struct ChunkTranslator {
     finish: Option<(StopReason, Option<String>)>,
     chunks: u64,
     saw_usage: bool,
+    estimated_input: u64,
 }
 
 /// The tool call being streamed; arguments wait until its name is known.
@@ -197,8 +198,9 @@ struct PendingTool {
 }
 
 impl ChunkTranslator {
-    /// A translator for one stream; `stop_sequences` lets it name the sequence that matched.
-    pub fn new(expert: String, stop_sequences: Vec<String>) -> Self {
+    /// A translator for one stream; `stop_sequences` lets it name the sequence that matched;
+    /// `estimated_input` stands in for the prompt size if the server reports no usage.
+    pub fn new(expert: String, stop_sequences: Vec<String>, estimated_input: u64) -> Self {
         Self {
             expert,
             stop_sequences,
@@ -207,6 +209,7 @@ impl ChunkTranslator {
             finish: None,
             chunks: 0,
             saw_usage: false,
+            estimated_input,
         }
     }
 
@@ -323,8 +326,10 @@ impl ChunkTranslator {
     pub fn finish(&mut self) -> Vec<Result<ExpertEvent, ExpertError>> {
         let mut out = Vec::new();
         if !self.saw_usage {
-            // Servers without `stream_options.include_usage` support: one chunk ≈ one token.
+            // Servers without `stream_options.include_usage` support (llama-cpp-python): the
+            // prompt is estimated and one content chunk counts as one token.
             out.push(Ok(ExpertEvent::Usage(UsageUpdate {
+                input_tokens: Some(self.estimated_input),
                 output_tokens: Some(self.chunks),
                 ..UsageUpdate::default()
             })));
@@ -399,7 +404,7 @@ mod tests {
 
     #[test]
     fn chunks_become_text_tool_and_stop_events() {
-        let mut t = ChunkTranslator::new("x".into(), vec![]);
+        let mut t = ChunkTranslator::new("x".into(), vec![], 0);
         let mut events: Vec<_> = [
             json!({"choices": [{"delta": {"role": "assistant", "content": ""}}]}),
             json!({"choices": [{"delta": {"reasoning_content": "think"}}]}),
@@ -441,11 +446,11 @@ mod tests {
 
     #[test]
     fn a_stream_without_finish_reason_is_an_error_and_length_is_max_tokens() {
-        let mut t = ChunkTranslator::new("x".into(), vec![]);
+        let mut t = ChunkTranslator::new("x".into(), vec![], 0);
         t.chunk(&json!({"choices": [{"delta": {"content": "a"}}]}).to_string());
         assert!(t.finish().last().unwrap().is_err());
 
-        let mut t = ChunkTranslator::new("x".into(), vec!["END".into()]);
+        let mut t = ChunkTranslator::new("x".into(), vec!["END".into()], 0);
         t.chunk(&json!({"choices": [{"delta": {}, "finish_reason": "length"}]}).to_string());
         assert_eq!(
             t.finish().pop().unwrap().unwrap(),
@@ -454,7 +459,7 @@ mod tests {
                 stop_sequence: None
             }
         );
-        let mut t = ChunkTranslator::new("x".into(), vec!["END".into()]);
+        let mut t = ChunkTranslator::new("x".into(), vec!["END".into()], 0);
         t.chunk(
             &json!({"choices": [{"delta": {}, "finish_reason": "stop", "stop_reason": "END"}]})
                 .to_string(),

@@ -1,0 +1,71 @@
+//! Where the test clients live (installed by `scripts/test-deps.sh`), and how to run them.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The cache folder of `scripts/test-deps.sh`.
+pub fn cache() -> PathBuf {
+    std::env::var_os("MOE_TEST_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/moe-sovereign-test")
+        })
+}
+
+fn required(path: PathBuf) -> PathBuf {
+    assert!(
+        path.exists(),
+        "{} is missing: run scripts/test-deps.sh (the README's test command does)",
+        path.display()
+    );
+    path
+}
+
+/// The venv's python (with `anthropic` and `llama-cpp-python[server]`).
+pub fn python() -> PathBuf {
+    required(cache().join("venv/bin/python"))
+}
+
+/// The npm folder holding `@anthropic-ai/sdk` and `@anthropic-ai/claude-code`.
+pub fn node_dir() -> PathBuf {
+    required(cache().join("node"))
+}
+
+/// The Claude Code CLI.
+pub fn claude() -> PathBuf {
+    required(cache().join("node/node_modules/.bin/claude"))
+}
+
+/// The real SmolLM2-135M-Instruct Q4_1 GGUF.
+pub fn smollm2() -> PathBuf {
+    required(cache().join("models/SmolLM2-135M-Instruct.Q4_1.gguf"))
+}
+
+/// This crate's folder (for the client scripts).
+pub fn crate_dir() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Runs `command`, failing the test with its output unless it exits 0.
+pub fn run_ok(mut command: Command, what: &str) -> Output {
+    let output = command
+        .output()
+        .unwrap_or_else(|e| panic!("{what}: cannot start: {e}"));
+    assert!(
+        output.status.success(),
+        "{what} failed ({}):\n--- stdout\n{}\n--- stderr\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+/// A free loopback port.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
