@@ -4,6 +4,7 @@
 
 #![expect(clippy::unwrap_used, reason = "tests")]
 
+mod cli;
 mod clients;
 mod http;
 mod llama_cpp;

@@ -13,15 +13,16 @@ pub fn binary() -> PathBuf {
     if let Some(path) = std::env::var_os("MOE_SOVEREIGN_BIN") {
         return PathBuf::from(path);
     }
+    // Tests run from target/<profile>/deps/, tools such as the benchmark from target/<profile>/.
     let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().unwrap().parent().unwrap();
-    let path = profile_dir.join("moe-sovereign");
-    assert!(
-        path.exists(),
-        "{} is missing: build it first (cargo build --release -p moe-sovereign-cli)",
-        path.display()
-    );
-    path
+    exe.ancestors()
+        .skip(1)
+        .take(2)
+        .map(|dir| dir.join("moe-sovereign"))
+        .find(|path| path.exists())
+        .unwrap_or_else(|| {
+            panic!("moe-sovereign is missing: build it first (cargo build --release -p moe-sovereign-cli)")
+        })
 }
 
 /// A running gateway; killed on drop.

@@ -1,1 +1,463 @@
-fn main() {}
+//! `gateway-overhead`: what the gateway adds to a request, measured, next to LiteLLM's proxy.
+//!
+//! One run, one machine, one fake OpenAI-compatible upstream (instant answers, in this process):
+//! - **direct**: the load generator calls the upstream's `/v1/chat/completions` itself;
+//! - **moe-sovereign**: the release binary (`kind = "openai"` expert → the same upstream),
+//!   called with Anthropic `/v1/messages` bodies;
+//! - **litellm**: LiteLLM's proxy (PyPI `litellm[proxy]`, installed by
+//!   `MOE_BENCH_DEPS=1 scripts/test-deps.sh`), same upstream, same Anthropic bodies.
+//!
+//! Open-loop load at each rate (requests are sent on schedule whether or not earlier ones
+//! finished; latency counts from the scheduled send time, so queueing shows). JSON latency is
+//! the whole response; stream latency is time to the first body byte. "Added" = target
+//! percentile − direct percentile. Results go to `bench/results/gateway-overhead.md`.
+//!
+//! Run: `cargo build --release -p moe-sovereign-cli && cargo run --release -p gateway-overhead`
+//! (`-- --seconds 10 --rates 100,500,1000 --no-litellm`).
+
+#![expect(clippy::unwrap_used, reason = "benchmark tool: fail loudly")]
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use moe_sovereign_e2e::FakeUpstream;
+use moe_sovereign_e2e::gateway::binary;
+use moe_sovereign_e2e::tools::{cache, free_port};
+use serde_json::{Value, json};
+
+struct Options {
+    seconds: u64,
+    rates: Vec<u64>,
+    litellm: bool,
+    out: PathBuf,
+}
+
+fn options() -> Options {
+    let mut options = Options {
+        seconds: 10,
+        rates: vec![100, 500, 1000],
+        litellm: true,
+        out: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../results/gateway-overhead.md"),
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--seconds" => options.seconds = args.next().unwrap().parse().unwrap(),
+            "--rates" => {
+                options.rates = args
+                    .next()
+                    .unwrap()
+                    .split(',')
+                    .map(|r| r.parse().unwrap())
+                    .collect();
+            }
+            "--no-litellm" => options.litellm = false,
+            "--out" => options.out = PathBuf::from(args.next().unwrap()),
+            other => panic!("unknown argument {other}"),
+        }
+    }
+    options
+}
+
+struct Killed(Child);
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[derive(Clone)]
+struct Target {
+    name: &'static str,
+    url: String,
+    headers: Vec<(&'static str, String)>,
+    anthropic: bool,
+}
+
+impl Target {
+    fn body(&self, stream: bool) -> Value {
+        if self.anthropic {
+            json!({"model": "claude-opus-4-8", "max_tokens": 16, "stream": stream,
+                   "messages": [{"role": "user", "content": "hi"}]})
+        } else {
+            json!({"model": "fake-model", "max_tokens": 16, "stream": stream,
+                   "messages": [{"role": "user", "content": "hi"}]})
+        }
+    }
+}
+
+fn start_moe(upstream: &FakeUpstream) -> (Killed, Target, tempfile::TempDir) {
+    let home = tempfile::tempdir().unwrap();
+    std::fs::write(
+        home.path().join("config.toml"),
+        format!(
+            "[[experts]]\nname = \"fake\"\nkind = \"openai\"\nbase_url = \"{}\"\nmodel = \"fake-model\"\n",
+            upstream.url
+        ),
+    )
+    .unwrap();
+    let env = |c: &mut Command| {
+        c.env("MOE_SOVEREIGN_HOME", home.path())
+            .env("MOE_SOVEREIGN_SECRET_STORE", "file")
+            .env("RUST_LOG", "warn");
+    };
+    let mut create = Command::new(binary());
+    create.args(["keys", "create", "--profile", "moe_native"]);
+    env(&mut create);
+    let key = String::from_utf8(create.output().unwrap().stdout)
+        .unwrap()
+        .trim()
+        .to_owned();
+    let port = free_port();
+    let mut serve = Command::new(binary());
+    serve
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    env(&mut serve);
+    let child = Killed(serve.spawn().unwrap());
+    let target = Target {
+        name: "moe-sovereign",
+        url: format!("http://127.0.0.1:{port}/v1/messages"),
+        headers: vec![
+            ("x-api-key", key),
+            ("anthropic-version", "2023-06-01".into()),
+        ],
+        anthropic: true,
+    };
+    (child, target, home)
+}
+
+fn start_litellm(upstream: &FakeUpstream) -> Option<(Killed, Target, tempfile::TempDir, String)> {
+    let bin = cache().join("bench-venv/bin/litellm");
+    if !bin.exists() {
+        eprintln!(
+            "litellm not installed ({}); run MOE_BENCH_DEPS=1 scripts/test-deps.sh",
+            bin.display()
+        );
+        return None;
+    }
+    let version = Command::new(cache().join("bench-venv/bin/python"))
+        .args([
+            "-c",
+            "import importlib.metadata as m; print(m.version('litellm'))",
+        ])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("litellm.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "model_list:\n  - model_name: claude-opus-4-8\n    litellm_params:\n      model: openai/fake-model\n      api_base: {}/v1\n      api_key: unused\ngeneral_settings:\n  master_key: sk-bench-1234\nlitellm_settings:\n  drop_params: true\n",
+            upstream.url
+        ),
+    )
+    .unwrap();
+    let port = free_port();
+    let child = Command::new(bin)
+        .arg("--config")
+        .arg(&config)
+        .args([
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--num_workers",
+            "2",
+        ])
+        .env("LITELLM_LOG", "ERROR")
+        // Same upstream endpoint as ours: chat/completions, not OpenAI's Responses API.
+        .env(
+            "LITELLM_USE_CHAT_COMPLETIONS_URL_FOR_ANTHROPIC_MESSAGES",
+            "True",
+        )
+        .env("LITELLM_TELEMETRY", "False")
+        .env("NO_DOCS", "True")
+        .current_dir(dir.path())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("litellm.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let target = Target {
+        name: "litellm",
+        url: format!("http://127.0.0.1:{port}/v1/messages"),
+        headers: vec![
+            ("x-api-key", "sk-bench-1234".into()),
+            ("anthropic-version", "2023-06-01".into()),
+        ],
+        anthropic: true,
+    };
+    Some((Killed(child), target, dir, version))
+}
+
+async fn one(client: &reqwest::Client, target: &Target, stream: bool) -> Result<(), String> {
+    let mut request = client.post(&target.url).json(&target.body(stream));
+    for (name, value) in &target.headers {
+        request = request.header(*name, value);
+    }
+    let mut response = request.send().await.map_err(|e| e.to_string())?;
+    if !response.status().is_success() {
+        return Err(format!("status {}", response.status()));
+    }
+    if stream {
+        response
+            .chunk()
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or("empty stream")?;
+        return Ok(());
+    }
+    response.bytes().await.map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// Reads the rest of a stream so its connection can be reused, off the measured path.
+async fn one_measured(
+    client: reqwest::Client,
+    target: Target,
+    stream: bool,
+    start: Instant,
+) -> Result<Duration, String> {
+    let mut request = client.post(&target.url).json(&target.body(stream));
+    for (name, value) in &target.headers {
+        request = request.header(*name, value);
+    }
+    let mut response = request.send().await.map_err(|e| e.to_string())?;
+    if !response.status().is_success() {
+        return Err(format!("status {}", response.status()));
+    }
+    let elapsed = if stream {
+        response
+            .chunk()
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or("empty stream")?;
+        let first = start.elapsed();
+        while response.chunk().await.map_err(|e| e.to_string())?.is_some() {}
+        first
+    } else {
+        response.bytes().await.map_err(|e| e.to_string())?;
+        start.elapsed()
+    };
+    Ok(elapsed)
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Stats {
+    p50: f64,
+    p99: f64,
+    ok: usize,
+    failed: usize,
+}
+
+async fn load(target: &Target, stream: bool, rate: u64, seconds: u64) -> Stats {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(4096)
+        .timeout(Duration::from_secs(10))
+        .no_proxy()
+        .build()
+        .unwrap();
+    let latencies = Arc::new(Mutex::new(Vec::new()));
+    let failures = Arc::new(Mutex::new(Vec::<String>::new()));
+    let total = rate * seconds;
+    let period = Duration::from_secs_f64(1.0 / rate as f64);
+    let begin = tokio::time::Instant::now();
+    let mut tasks = Vec::with_capacity(total as usize);
+    for i in 0..total {
+        let scheduled = begin + period * i as u32;
+        tokio::time::sleep_until(scheduled).await;
+        let start = scheduled.into_std();
+        let (client, target, latencies, failures) = (
+            client.clone(),
+            target.clone(),
+            latencies.clone(),
+            failures.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            match one_measured(client, target, stream, start).await {
+                Ok(d) => latencies.lock().unwrap().push(d.as_secs_f64() * 1000.0),
+                Err(e) => failures.lock().unwrap().push(e),
+            }
+        }));
+    }
+    for task in tasks {
+        let _ = task.await;
+    }
+    let mut l = latencies.lock().unwrap().clone();
+    l.sort_by(f64::total_cmp);
+    let pct = |p: f64| {
+        l.get(((l.len() as f64 * p).ceil() as usize).saturating_sub(1))
+            .copied()
+            .unwrap_or(f64::NAN)
+    };
+    let failed = failures.lock().unwrap().len();
+    if failed > 0 {
+        eprintln!(
+            "  {}: {failed} failed, e.g. {}",
+            target.name,
+            failures.lock().unwrap()[0]
+        );
+    }
+    Stats {
+        p50: pct(0.50),
+        p99: pct(0.99),
+        ok: l.len(),
+        failed,
+    }
+}
+
+async fn wait_ready(target: &Target) -> bool {
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while Instant::now() < deadline {
+        if one(&client, target, false).await.is_ok() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    false
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into())
+}
+
+fn main() {
+    let options = options();
+    let upstream = FakeUpstream::start(None);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (_moe, moe, _moe_home) = start_moe(&upstream);
+    let litellm = if options.litellm {
+        start_litellm(&upstream)
+    } else {
+        None
+    };
+    let direct = Target {
+        name: "direct",
+        url: format!("{}/v1/chat/completions", upstream.url),
+        headers: vec![],
+        anthropic: false,
+    };
+    let mut targets = vec![direct, moe];
+    let mut litellm_version = None;
+    let _litellm_guard = litellm.map(|(child, target, dir, version)| {
+        targets.push(target);
+        litellm_version = Some(version);
+        (child, dir)
+    });
+
+    let rows = runtime.block_on(async {
+        for target in &targets {
+            assert!(
+                wait_ready(target).await,
+                "{} did not become ready",
+                target.name
+            );
+            let client = reqwest::Client::builder().no_proxy().build().unwrap();
+            for _ in 0..200 {
+                let _ = one(&client, target, false).await;
+                let _ = one(&client, target, true).await;
+            }
+        }
+        let mut rows = Vec::new();
+        for stream in [false, true] {
+            for &rate in &options.rates {
+                let mut row = Vec::new();
+                for target in &targets {
+                    eprintln!(
+                        "{} {} @ {rate} rps ...",
+                        target.name,
+                        if stream { "stream" } else { "json" }
+                    );
+                    row.push(load(target, stream, rate, options.seconds).await);
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                rows.push((stream, rate, row));
+            }
+        }
+        rows
+    });
+
+    let mut md = String::new();
+    writeln!(md, "# Gateway overhead\n").unwrap();
+    writeln!(
+        md,
+        "Measured {} on this machine ({}, {} cores), `cargo run --release -p gateway-overhead`, {} s per cell, open-loop.",
+        date(), cpu_model(), std::thread::available_parallelism().map_or(0, |n| n.get()), options.seconds
+    )
+    .unwrap();
+    writeln!(
+        md,
+        "Upstream: a fake OpenAI-compatible server answering instantly (in the benchmark process). JSON = full response; stream = time to first byte. Latencies in ms; \"+\" = added over direct at the same percentile. LiteLLM: {}.\n",
+        litellm_version.as_deref().map_or("not run".to_owned(), |v| format!("`litellm[proxy]=={v}`, 2 workers"))
+    )
+    .unwrap();
+    let names: Vec<&str> = targets.iter().map(|t| t.name).collect();
+    let mut header = "| mode | rate (rps) |".to_owned();
+    let mut rule = "|---|---|".to_owned();
+    for name in &names {
+        write!(header, " {name} p50 / p99 |").unwrap();
+        rule.push_str("---|");
+        if *name != "direct" {
+            write!(header, " {name} added p50 / p99 | {name} ok |").unwrap();
+            rule.push_str("---|---|");
+        }
+    }
+    writeln!(md, "{header}\n{rule}").unwrap();
+    for (stream, rate, row) in &rows {
+        let direct = row[0];
+        let mut line = format!(
+            "| {} | {rate} |",
+            if *stream { "stream TTFB" } else { "JSON" }
+        );
+        for (i, stats) in row.iter().enumerate() {
+            write!(line, " {:.2} / {:.2} |", stats.p50, stats.p99).unwrap();
+            if i > 0 {
+                let total = stats.ok + stats.failed;
+                write!(
+                    line,
+                    " {:+.2} / {:+.2} | {:.1}% |",
+                    stats.p50 - direct.p50,
+                    stats.p99 - direct.p99,
+                    100.0 * stats.ok as f64 / total.max(1) as f64
+                )
+                .unwrap();
+            }
+        }
+        writeln!(md, "{line}").unwrap();
+    }
+    println!("{md}");
+    if let Some(dir) = options.out.parent() {
+        std::fs::create_dir_all(dir).unwrap();
+    }
+    std::fs::write(&options.out, md).unwrap();
+    eprintln!("wrote {}", options.out.display());
+}
+
+fn date() -> String {
+    Command::new("date")
+        .args(["-u", "+%Y-%m-%d"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
+}

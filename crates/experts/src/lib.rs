@@ -7,12 +7,14 @@
 //! Layout:
 //! - [`event`]: [`ExpertEvent`], [`ExpertError`], the stream type and its invariants;
 //! - [`route`]: profiles and the [`RouteTable`] (profile + model id → expert);
+//! - [`context`]: upstream context-overflow errors reworded the way Claude Code parses them;
 //! - [`sse`]: a small incremental parser for upstream `text/event-stream` bodies;
 //! - [`anthropic`]: forwards to another Anthropic-compatible gateway;
 //! - [`openai`]: any OpenAI-compatible `/v1/chat/completions` server (vLLM, llama.cpp, Ollama);
 //! - [`fake`] (feature `fake`): a scripted expert for tests.
 
 pub mod anthropic;
+pub mod context;
 pub mod event;
 #[cfg(feature = "fake")]
 pub mod fake;

@@ -48,6 +48,7 @@ pub async fn status_error(expert: &str, response: Response) -> ExpertError {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
     let body = response.text().await.unwrap_or_default();
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
     let detail = upstream_message(&body).unwrap_or_else(|| {
         status
             .canonical_reason()
@@ -75,7 +76,11 @@ pub async fn status_error(expert: &str, response: Response) -> ExpertError {
             message,
             retry_after,
         },
-        s if s.is_client_error() => ExpertError::BadRequest(message),
+        s if s.is_client_error() => match crate::context::claude_wording(&json, &detail) {
+            // Claude Code parses this wording (and compacts or retries); keep it first.
+            Some(wording) => ExpertError::BadRequest(format!("{wording} ({message})")),
+            None => ExpertError::BadRequest(message),
+        },
         _ => ExpertError::Upstream(message),
     }
 }

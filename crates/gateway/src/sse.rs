@@ -26,6 +26,7 @@ enum Open {
 #[derive(Debug)]
 pub struct Encoder {
     message: Message,
+    show_thinking: bool,
     next_index: usize,
     open: Option<Open>,
     stopped: bool,
@@ -33,9 +34,11 @@ pub struct Encoder {
 
 impl Encoder {
     /// An encoder for message `id`, answering `model` (echoed as the client sent it).
-    pub fn new(id: String, model: String) -> Self {
+    /// Thinking blocks are dropped unless `show_thinking` (the request asked for thinking).
+    pub fn new(id: String, model: String, show_thinking: bool) -> Self {
         Self {
             message: Message::new(id, model),
+            show_thinking,
             next_index: 0,
             open: None,
             stopped: false,
@@ -74,6 +77,16 @@ impl Encoder {
     /// The stream events for one expert event.
     pub fn event(&mut self, event: ExpertEvent, out: &mut Vec<StreamEvent>) {
         if self.stopped {
+            return;
+        }
+        if !self.show_thinking
+            && matches!(
+                event,
+                ExpertEvent::Thinking(_)
+                    | ExpertEvent::ThinkingSignature(_)
+                    | ExpertEvent::RedactedThinking(_)
+            )
+        {
             return;
         }
         match event {
@@ -287,7 +300,7 @@ mod tests {
     use moe_sovereign_anthropic::StopReason;
 
     fn run(events: Vec<ExpertEvent>) -> Vec<String> {
-        let mut encoder = Encoder::new("msg_1".into(), "m".into());
+        let mut encoder = Encoder::new("msg_1".into(), "m".into(), true);
         let mut out = vec![encoder.start()];
         for e in events {
             encoder.event(e, &mut out);
@@ -379,6 +392,21 @@ data: {"type":"message_stop"}"#,
         assert!(transcript.contains(r#""signature":"sig""#));
         assert!(!transcript.contains("moe1:"));
         assert!(transcript.contains(r#""partial_json":"{}""#));
+    }
+
+    #[test]
+    fn thinking_is_dropped_unless_asked_for() {
+        let mut encoder = Encoder::new("msg_1".into(), "m".into(), false);
+        let mut out = Vec::new();
+        encoder.event(ExpertEvent::Thinking("secret plan".into()), &mut out);
+        encoder.event(ExpertEvent::ThinkingSignature("s".into()), &mut out);
+        encoder.event(ExpertEvent::Text("hi".into()), &mut out);
+        let transcript: String = out
+            .iter()
+            .map(|e| String::from_utf8(e.to_sse().to_vec()).unwrap())
+            .collect();
+        assert!(!transcript.contains("thinking"), "{transcript}");
+        assert!(transcript.contains(r#""index":0,"delta":{"type":"text_delta","text":"hi"}"#));
     }
 
     #[test]

@@ -28,7 +28,8 @@ pub async fn create(
         .resolve(caller.profile, &request.model)
         .ok_or_else(no_expert)?;
     let streaming = request.stream.unwrap_or(false);
-    let encoder = Encoder::new(random_id("msg_"), request.model.clone());
+    let show_thinking = request.thinking.as_ref().is_some_and(|t| t.is_on());
+    let encoder = Encoder::new(random_id("msg_"), request.model.clone(), show_thinking);
     tracing::debug!(
         key = %caller.key_id,
         profile = %route.profile,
