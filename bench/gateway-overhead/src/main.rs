@@ -20,7 +20,6 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use moe_sovereign_e2e::FakeUpstream;
@@ -256,16 +255,47 @@ struct Stats {
     failed: usize,
 }
 
-async fn load(target: &Target, stream: bool, rate: u64, seconds: u64) -> Stats {
+/// Raw results of some load.
+#[derive(Debug, Default)]
+struct Sample {
+    latencies_ms: Vec<f64>,
+    failed: usize,
+    first_error: Option<String>,
+}
+
+impl Sample {
+    fn add(&mut self, other: Sample) {
+        self.latencies_ms.extend(other.latencies_ms);
+        self.failed += other.failed;
+        self.first_error = self.first_error.take().or(other.first_error);
+    }
+
+    fn stats(&self) -> Stats {
+        let mut l = self.latencies_ms.clone();
+        l.sort_by(f64::total_cmp);
+        let pct = |p: f64| {
+            l.get(((l.len() as f64 * p).ceil() as usize).saturating_sub(1))
+                .copied()
+                .unwrap_or(f64::NAN)
+        };
+        Stats {
+            p50: pct(0.50),
+            p99: pct(0.99),
+            ok: l.len(),
+            failed: self.failed,
+        }
+    }
+}
+
+/// Open-loop load: `rate` requests per second for `seconds`, latency from the scheduled time.
+async fn load(target: &Target, stream: bool, rate: u64, seconds: f64) -> Sample {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(4096)
         .timeout(Duration::from_secs(10))
         .no_proxy()
         .build()
         .unwrap();
-    let latencies = Arc::new(Mutex::new(Vec::new()));
-    let failures = Arc::new(Mutex::new(Vec::<String>::new()));
-    let total = rate * seconds;
+    let total = (rate as f64 * seconds) as u64;
     let period = Duration::from_secs_f64(1.0 / rate as f64);
     let begin = tokio::time::Instant::now();
     let mut tasks = Vec::with_capacity(total as usize);
@@ -273,52 +303,33 @@ async fn load(target: &Target, stream: bool, rate: u64, seconds: u64) -> Stats {
         let scheduled = begin + period * i as u32;
         tokio::time::sleep_until(scheduled).await;
         let start = scheduled.into_std();
-        let (client, target, latencies, failures) = (
-            client.clone(),
-            target.clone(),
-            latencies.clone(),
-            failures.clone(),
-        );
-        tasks.push(tokio::spawn(async move {
-            match one_measured(client, target, stream, start).await {
-                Ok(d) => latencies.lock().unwrap().push(d.as_secs_f64() * 1000.0),
-                Err(e) => failures.lock().unwrap().push(e),
-            }
-        }));
+        let (client, target) = (client.clone(), target.clone());
+        tasks.push(tokio::spawn(one_measured(client, target, stream, start)));
     }
+    let mut sample = Sample::default();
     for task in tasks {
-        let _ = task.await;
+        match task.await {
+            Ok(Ok(d)) => sample.latencies_ms.push(d.as_secs_f64() * 1000.0),
+            Ok(Err(e)) => {
+                sample.failed += 1;
+                sample.first_error.get_or_insert(e);
+            }
+            Err(e) => {
+                sample.failed += 1;
+                sample.first_error.get_or_insert(e.to_string());
+            }
+        }
     }
-    let mut l = latencies.lock().unwrap().clone();
-    l.sort_by(f64::total_cmp);
-    let pct = |p: f64| {
-        l.get(((l.len() as f64 * p).ceil() as usize).saturating_sub(1))
-            .copied()
-            .unwrap_or(f64::NAN)
-    };
-    let failed = failures.lock().unwrap().len();
-    if failed > 0 {
-        eprintln!(
-            "  {}: {failed} failed, e.g. {}",
-            target.name,
-            failures.lock().unwrap()[0]
-        );
-    }
-    Stats {
-        p50: pct(0.50),
-        p99: pct(0.99),
-        ok: l.len(),
-        failed,
-    }
+    sample
 }
 
-async fn wait_ready(target: &Target) -> bool {
+async fn wait_ready(target: &Target, limit: Duration) -> bool {
     let client = reqwest::Client::builder()
         .no_proxy()
         .timeout(Duration::from_secs(5))
         .build()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(120);
+    let deadline = Instant::now() + limit;
     while Instant::now() < deadline {
         if one(&client, target, false).await.is_ok() {
             return true;
@@ -339,6 +350,90 @@ fn cpu_model() -> String {
         .unwrap_or_else(|| "unknown CPU".into())
 }
 
+/// CPU time (user + system) a process has used, in seconds (Linux `/proc`; 0 elsewhere).
+fn cpu_seconds(pid: u32) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let ticks: f64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0)
+        + fields.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    ticks / 100.0
+}
+
+/// A cell per (mode, rate) for each target. Targets in one group take turns in rounds of
+/// `ROUND` seconds, so slow drifts of the machine hit them alike.
+async fn measure(
+    group: &[(&Target, Option<u32>)],
+    options: &Options,
+) -> Vec<Vec<(bool, u64, Stats, Option<f64>)>> {
+    const ROUND: f64 = 2.0;
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    for (target, _) in group {
+        assert!(
+            wait_ready(target, Duration::from_secs(120)).await,
+            "{} did not become ready",
+            target.name
+        );
+        for _ in 0..200 {
+            let _ = one(&client, target, false).await;
+            let _ = one(&client, target, true).await;
+        }
+    }
+    let mut cells: Vec<Vec<_>> = group.iter().map(|_| Vec::new()).collect();
+    for stream in [false, true] {
+        for &rate in &options.rates {
+            let mode = if stream { "stream" } else { "json" };
+            let mut samples: Vec<Sample> = group.iter().map(|_| Sample::default()).collect();
+            let mut cpu: Vec<f64> = vec![0.0; group.len()];
+            // A lone target needs no turns: one round of the whole cell.
+            let (rounds, round) = if group.len() == 1 {
+                (1, options.seconds as f64)
+            } else {
+                ((options.seconds as f64 / ROUND).ceil().max(1.0) as usize, ROUND)
+            };
+            for _ in 0..rounds {
+                for (i, (target, pid)) in group.iter().enumerate() {
+                    // An overloaded peer may need time to recover from earlier load.
+                    if !wait_ready(target, Duration::from_secs(30)).await {
+                        eprintln!("  {} did not recover", target.name);
+                    }
+                    let before = pid.map(cpu_seconds);
+                    samples[i].add(load(target, stream, rate, round).await);
+                    if let (Some(pid), Some(before)) = (pid, before) {
+                        cpu[i] += cpu_seconds(*pid) - before;
+                    }
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                }
+            }
+            for (i, (target, pid)) in group.iter().enumerate() {
+                let stats = samples[i].stats();
+                eprintln!(
+                    "{} {mode} @ {rate} rps: p50 {:.2} p99 {:.2} ms, {} failed{}",
+                    target.name,
+                    stats.p50,
+                    stats.p99,
+                    stats.failed,
+                    samples[i]
+                        .first_error
+                        .as_deref()
+                        .map(|e| format!(" (e.g. {e})"))
+                        .unwrap_or_default()
+                );
+                let per_request =
+                    pid.map(|_| cpu[i] * 1e6 / (stats.ok + stats.failed).max(1) as f64);
+                cells[i].push((stream, rate, stats, per_request));
+            }
+        }
+    }
+    cells
+}
+
 fn main() {
     let options = options();
     let upstream = FakeUpstream::start(None);
@@ -346,102 +441,89 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let (_moe, moe, _moe_home) = start_moe(&upstream);
-    let litellm = if options.litellm {
-        start_litellm(&upstream)
-    } else {
-        None
-    };
     let direct = Target {
         name: "direct",
         url: format!("{}/v1/chat/completions", upstream.url),
         headers: vec![],
         anthropic: false,
     };
-    let mut targets = vec![direct, moe];
+    // Direct and moe-sovereign take turns; LiteLLM runs after them on its own, so its backlog
+    // under overload cannot slow the others down.
+    let mut results = Vec::new();
+    {
+        let (moe_process, moe, _home) = start_moe(&upstream);
+        let pid = moe_process.0.id();
+        let cells = runtime.block_on(measure(&[(&direct, None), (&moe, Some(pid))], &options));
+        let mut cells = cells.into_iter();
+        results.push((direct.clone(), cells.next().unwrap()));
+        results.push((moe.clone(), cells.next().unwrap()));
+    }
     let mut litellm_version = None;
-    let _litellm_guard = litellm.map(|(child, target, dir, version)| {
-        targets.push(target);
+    if options.litellm
+        && let Some((child, target, _dir, version)) = start_litellm(&upstream)
+    {
         litellm_version = Some(version);
-        (child, dir)
-    });
-
-    let rows = runtime.block_on(async {
-        for target in &targets {
-            assert!(
-                wait_ready(target).await,
-                "{} did not become ready",
-                target.name
-            );
-            let client = reqwest::Client::builder().no_proxy().build().unwrap();
-            for _ in 0..200 {
-                let _ = one(&client, target, false).await;
-                let _ = one(&client, target, true).await;
-            }
-        }
-        let mut rows = Vec::new();
-        for stream in [false, true] {
-            for &rate in &options.rates {
-                let mut row = Vec::new();
-                for target in &targets {
-                    eprintln!(
-                        "{} {} @ {rate} rps ...",
-                        target.name,
-                        if stream { "stream" } else { "json" }
-                    );
-                    row.push(load(target, stream, rate, options.seconds).await);
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
-                rows.push((stream, rate, row));
-            }
-        }
-        rows
-    });
+        let cells = runtime.block_on(measure(&[(&target, None)], &options));
+        results.push((target.clone(), cells.into_iter().next().unwrap()));
+        drop(child);
+    }
 
     let mut md = String::new();
     writeln!(md, "# Gateway overhead\n").unwrap();
     writeln!(
         md,
-        "Measured {} on this machine ({}, {} cores), `cargo run --release -p gateway-overhead`, {} s per cell, open-loop.",
+        "Measured {} on this machine ({}, {} cores), `cargo run --release -p gateway-overhead`, {} s per cell, open-loop; direct and moe-sovereign take turns in 2 s rounds, LiteLLM is measured after them in the same run.",
         date(), cpu_model(), std::thread::available_parallelism().map_or(0, |n| n.get()), options.seconds
     )
     .unwrap();
     writeln!(
         md,
-        "Upstream: a fake OpenAI-compatible server answering instantly (in the benchmark process). JSON = full response; stream = time to first byte. Latencies in ms; \"+\" = added over direct at the same percentile. LiteLLM: {}.\n",
-        litellm_version.as_deref().map_or("not run".to_owned(), |v| format!("`litellm[proxy]=={v}`, 2 workers"))
+        "Upstream: a fake OpenAI-compatible server answering instantly (in the benchmark process). JSON = full response; stream = time to first byte. Latencies in ms; \"added\" = target − direct at the same percentile; \"CPU/req\" = the gateway process's CPU time per request. LiteLLM: {}.\n",
+        litellm_version.as_deref().map_or("not run".to_owned(), |v| format!("`litellm[proxy]=={v}`, 2 workers, /v1/messages → chat/completions"))
     )
     .unwrap();
-    let names: Vec<&str> = targets.iter().map(|t| t.name).collect();
-    let mut header = "| mode | rate (rps) |".to_owned();
-    let mut rule = "|---|---|".to_owned();
-    for name in &names {
-        write!(header, " {name} p50 / p99 |").unwrap();
-        rule.push_str("---|");
-        if *name != "direct" {
-            write!(header, " {name} added p50 / p99 | {name} ok |").unwrap();
-            rule.push_str("---|---|");
+    let mut header = "| mode | rate (rps) | direct p50 / p99 |".to_owned();
+    let mut rule = "|---|---|---|".to_owned();
+    for (target, _) in &results[1..] {
+        write!(
+            header,
+            " {0} p50 / p99 | {0} added p50 / p99 | {0} ok |",
+            target.name
+        )
+        .unwrap();
+        rule.push_str("---|---|---|");
+        if target.name == "moe-sovereign" {
+            header.push_str(" moe-sovereign CPU/req |");
+            rule.push_str("---|");
         }
     }
     writeln!(md, "{header}\n{rule}").unwrap();
-    for (stream, rate, row) in &rows {
-        let direct = row[0];
+    for (i, (stream, rate, direct, _)) in results[0].1.iter().enumerate() {
         let mut line = format!(
-            "| {} | {rate} |",
-            if *stream { "stream TTFB" } else { "JSON" }
+            "| {} | {rate} | {:.2} / {:.2} |",
+            if *stream { "stream TTFB" } else { "JSON" },
+            direct.p50,
+            direct.p99
         );
-        for (i, stats) in row.iter().enumerate() {
-            write!(line, " {:.2} / {:.2} |", stats.p50, stats.p99).unwrap();
-            if i > 0 {
-                let total = stats.ok + stats.failed;
+        for (target, cells) in &results[1..] {
+            let (_, _, stats, cpu) = cells[i];
+            let total = stats.ok + stats.failed;
+            let ok = 100.0 * stats.ok as f64 / total.max(1) as f64;
+            if stats.ok == 0 {
+                write!(line, " — | — | {ok:.1}% |").unwrap();
+            } else {
                 write!(
                     line,
-                    " {:+.2} / {:+.2} | {:.1}% |",
+                    " {:.2} / {:.2} | {:+.2} / {:+.2} | {ok:.1}% |",
+                    stats.p50,
+                    stats.p99,
                     stats.p50 - direct.p50,
-                    stats.p99 - direct.p99,
-                    100.0 * stats.ok as f64 / total.max(1) as f64
+                    stats.p99 - direct.p99
                 )
                 .unwrap();
+            }
+            if target.name == "moe-sovereign" {
+                write!(line, " {:.0} µs |", cpu.unwrap_or(f64::NAN)).unwrap();
             }
         }
         writeln!(md, "{line}").unwrap();

@@ -97,6 +97,9 @@ impl AnthropicExpert {
                 };
                 for item in translate(&name, event, &mut stop) {
                     let done = matches!(item, Ok(ExpertEvent::Stop { .. }) | Err(_));
+                    if done {
+                        upstream::drain(&mut events).await;
+                    }
                     if !out.send(item).await || done {
                         return;
                     }

@@ -110,6 +110,7 @@ impl OpenAiExpert {
                     }
                 };
                 if sse.data.trim() == "[DONE]" {
+                    upstream::drain(&mut events).await;
                     break;
                 }
                 for item in translator.chunk(&sse.data) {

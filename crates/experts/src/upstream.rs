@@ -11,6 +11,7 @@ use crate::sse::{SseEvent, SseParser};
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .connect_timeout(std::time::Duration::from_secs(10))
+        .tcp_nodelay(true)
         .no_proxy()
         .build()
         .unwrap_or_else(|_| reqwest::Client::new())
@@ -131,6 +132,19 @@ pub fn sse_events(
             let _ = yield_.send(Ok(event)).await;
         }
     })
+}
+
+/// Reads what is left of an upstream body after its last event (usually just the end of the
+/// chunked encoding), so the connection goes back to the pool instead of being closed. Bounded:
+/// an upstream that keeps the stream open after its last event is cut off.
+pub async fn drain<S>(events: &mut S)
+where
+    S: Stream + Unpin,
+{
+    let _ = tokio::time::timeout(std::time::Duration::from_millis(200), async {
+        while events.next().await.is_some() {}
+    })
+    .await;
 }
 
 /// A tiny generator: `body` pushes items through a bounded channel; the stream ends when it
