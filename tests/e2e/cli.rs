@@ -67,7 +67,10 @@ fn bad_config_and_missing_keys_fail_with_a_clear_reason() {
     let message = stderr(&out);
     let config = home.path().join("config.toml");
     assert!(
-        message.contains(&format!("{}:3:8: kind = \"local\"", config.display())),
+        message.contains(&format!(
+            "{}:3:8: expert \"a\": kind = \"local\" needs model",
+            config.display()
+        )),
         "{message}"
     );
     assert!(

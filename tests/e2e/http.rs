@@ -120,7 +120,11 @@ async fn every_route_refuses_rebinding_hosts_foreign_origins_and_missing_keys() 
 async fn errors_are_anthropic_envelopes_with_the_right_status() {
     let (_upstream, gateway) = stack(Flavor::OpenAi, "[gateway]\nmax_body_mib = 1\n");
     let url = &gateway.url;
-    let client = reqwest::Client::new();
+    // No pooling: the 413 case ends its connection early, and a pooled client could reuse it.
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
     let key = gateway.key.as_str();
 
     let post = |path: &str, body: Vec<u8>| {

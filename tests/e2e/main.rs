@@ -8,6 +8,7 @@ mod cli;
 mod clients;
 mod http;
 mod llama_cpp;
+mod local;
 mod remote;
 
 use moe_sovereign_e2e::{FakeUpstream, Flavor, Gateway};

@@ -395,7 +395,10 @@ async fn measure(
             let (rounds, round) = if group.len() == 1 {
                 (1, options.seconds as f64)
             } else {
-                ((options.seconds as f64 / ROUND).ceil().max(1.0) as usize, ROUND)
+                (
+                    (options.seconds as f64 / ROUND).ceil().max(1.0) as usize,
+                    ROUND,
+                )
             };
             for _ in 0..rounds {
                 for (i, (target, pid)) in group.iter().enumerate() {

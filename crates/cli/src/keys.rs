@@ -82,8 +82,9 @@ pub fn keys(command: KeysCommand) -> anyhow::Result<()> {
             let profile = parse_profile(&profile)?;
             let issued = keys.create(profile.name(), name.as_deref())?;
             eprintln!(
-                "created {} (profile {profile}); the key is shown once and kept in the keychain:",
-                issued.record.id
+                "created {} (profile {profile}); the key is shown once and kept in the {}:",
+                issued.record.id,
+                keys.secrets().describe()
             );
             println!("{}", issued.plaintext);
         }

@@ -1,6 +1,7 @@
 //! `moe-sovereign`: the gateway and its management commands.
 
 mod keys;
+mod models;
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -48,6 +49,9 @@ enum Command {
     /// Show or switch the profile of a key.
     #[command(subcommand)]
     Profiles(keys::ProfilesCommand),
+    /// Manage local GGUF models.
+    #[command(subcommand)]
+    Models(models::ModelsCommand),
 }
 
 fn main() -> ExitCode {
@@ -61,6 +65,7 @@ fn main() -> ExitCode {
         Command::Keys(command) => keys::keys(command),
         Command::Credential { key_id } => keys::credential(key_id.as_deref()),
         Command::Profiles(command) => keys::profiles(command),
+        Command::Models(command) => models::models(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -87,7 +92,7 @@ fn serve(
     let home = Home::locate()?;
     let config_path = config_path.unwrap_or_else(|| home.config_path());
     let config = config::load(&config_path)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async {
@@ -102,7 +107,8 @@ fn serve(
         .await?;
         if server.expert_count() == 0 {
             tracing::warn!(
-                "no expert is configured: requests are refused until you add one; see {} and the README (\"Experts\")",
+                "no model yet: requests are refused until you register one. Offline: `moe-sovereign models add FILE.gguf` \
+                 with a GGUF chat model you have (e.g. SmolLM2-135M-Instruct); or add an [[experts]] entry for a model server to {}",
                 config_path.display()
             );
         }

@@ -84,6 +84,11 @@ impl KeyManager {
         }
     }
 
+    /// Where plaintext goes.
+    pub fn secrets(&self) -> &SecretStore {
+        &self.secrets
+    }
+
     /// The key list file.
     pub fn keys_path(&self) -> &Path {
         &self.keys_path

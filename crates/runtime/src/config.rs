@@ -70,6 +70,8 @@ pub enum ExpertKind {
     Anthropic,
     /// An OpenAI-compatible `/v1/chat/completions` server.
     OpenAi,
+    /// A registered GGUF model, run in-process.
+    Local,
 }
 
 /// A validated expert entry.
@@ -79,9 +81,9 @@ pub struct ExpertConfig {
     pub name: String,
     /// Kind.
     pub kind: ExpertKind,
-    /// Server address.
+    /// Server address (remote kinds; empty for local).
     pub base_url: String,
-    /// Upstream model id.
+    /// Upstream model id; for `local`, the registered model's name.
     pub model: Option<String>,
     /// `env:NAME` or `keychain:NAME`.
     pub api_key: Option<SecretRef>,
@@ -281,14 +283,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         let kind = match expert.kind.get_ref().as_str() {
             "anthropic" => ExpertKind::Anthropic,
             "openai" => ExpertKind::OpenAi,
-            "local" => {
-                problem(
-                    expert.kind.span(),
-                    "kind = \"local\" (in-process GGUF models) is not available in this build yet"
-                        .into(),
-                );
-                continue;
-            }
+            "local" => ExpertKind::Local,
             other => {
                 problem(
                     expert.kind.span(),
@@ -298,6 +293,18 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
             }
         };
         let base_url = match &expert.base_url {
+            _ if kind == ExpertKind::Local => {
+                if expert.model.is_none() {
+                    problem(
+                        expert.kind.span(),
+                        format!(
+                            "expert {name:?}: kind = \"local\" needs model = \"<a name from `moe-sovereign models list`>\""
+                        ),
+                    );
+                    continue;
+                }
+                String::new()
+            }
             Some(url)
                 if url.get_ref().starts_with("http://")
                     || url.get_ref().starts_with("https://") =>

@@ -9,6 +9,7 @@ use moe_sovereign_experts::openai::OpenAiExpert;
 use moe_sovereign_experts::{Expert, RouteTable, Secret};
 use moe_sovereign_gateway::{GatewayState, Settings};
 use moe_sovereign_keys::SecretStore;
+use moe_sovereign_local::{LocalExpert, Registry};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -52,10 +53,12 @@ pub async fn start(
         });
     }
     let store = home.secret_store(config.secret_store);
-    let experts = build_experts(config, &store).map_err(|problems| ConfigError::Invalid {
-        path: home.config_path(),
-        problems,
-    })?;
+    let registry = Registry::new(home.dir());
+    let experts =
+        build_experts(config, &store, &registry).map_err(|problems| ConfigError::Invalid {
+            path: home.config_path(),
+            problems,
+        })?;
     let expert_count = experts.len();
     let routes =
         RouteTable::new(experts, &config.profiles).map_err(|message| ConfigError::Invalid {
@@ -109,9 +112,27 @@ pub async fn start(
 fn build_experts(
     config: &Config,
     store: &SecretStore,
+    registry: &Registry,
 ) -> Result<Vec<Arc<dyn Expert>>, Vec<Problem>> {
     let mut problems = Vec::new();
     let mut experts: Vec<Arc<dyn Expert>> = Vec::new();
+    let problem = |message: String| Problem {
+        line: 1,
+        column: 1,
+        message,
+    };
+    if config.experts.is_empty() {
+        // No experts configured: the first registered model serves every profile.
+        match registry.list() {
+            Ok(models) => {
+                if let Some(entry) = models.into_iter().next() {
+                    let name = entry.name.clone();
+                    experts.push(Arc::new(LocalExpert::new(&name, entry)));
+                }
+            }
+            Err(error) => problems.push(problem(error.to_string())),
+        }
+    }
     for expert in &config.experts {
         let api_key = match &expert.api_key {
             None => None,
@@ -145,6 +166,13 @@ fn build_experts(
             },
         };
         let model = expert.model.clone();
+        if expert.kind == ExpertKind::Local {
+            match registry.get(model.as_deref().unwrap_or_default()) {
+                Ok(entry) => experts.push(Arc::new(LocalExpert::new(&expert.name, entry))),
+                Err(error) => problems.push(problem(format!("expert {:?}: {error}", expert.name))),
+            }
+            continue;
+        }
         experts.push(match expert.kind {
             ExpertKind::Anthropic => Arc::new(AnthropicExpert::new(
                 &expert.name,
@@ -158,6 +186,7 @@ fn build_experts(
                 model,
                 api_key,
             )),
+            ExpertKind::Local => continue,
         });
     }
     if problems.is_empty() {

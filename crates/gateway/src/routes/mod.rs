@@ -40,8 +40,8 @@ pub fn expert_request(body: MessagesRequest, headers: &HeaderMap) -> ExpertReque
 /// The error for a gateway with no expert at all.
 pub fn no_expert() -> GatewayError {
     GatewayError::InvalidRequest(
-        "no expert is configured: add an [[experts]] entry to config.toml (see the README, \
-         \"Experts\")"
+        "no model is set up yet: register a GGUF chat model with `moe-sovereign models add \
+         FILE.gguf` (or point an [[experts]] entry in config.toml at a model server)"
             .into(),
     )
 }

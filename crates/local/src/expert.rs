@@ -1,0 +1,348 @@
+//! The in-process expert: a registered GGUF model run by mistral.rs on this machine.
+//!
+//! The engine runs on its own thread (mistral.rs spawns it); loading happens on a blocking
+//! thread with a runtime of its own, so the gateway's IO thread never stalls. A request goes to
+//! the engine as a `NormalRequest` with our own channel; dropping the returned stream drops the
+//! receiver, and the engine cancels the sequence at its next token.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use either::Either;
+use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt};
+use indexmap::IndexMap;
+use mistralrs::core::TokenizationRequest;
+use mistralrs::{
+    Constraint, Function, GgufModelBuilder, MessageContent, Model, NormalRequest, Request,
+    Response, SamplingParams, StopTokens, Tool, ToolChoice, ToolType,
+};
+use moe_sovereign_anthropic::MessagesRequest;
+use moe_sovereign_experts::openai::{ChunkTranslator, to_chat_completion};
+use moe_sovereign_experts::{
+    Expert, ExpertError, ExpertEvent, ExpertRequest, ExpertStream, UsageUpdate, generator,
+};
+use serde_json::Value;
+use tokio::sync::OnceCell;
+
+use crate::registry::ModelEntry;
+
+type Messages = Vec<IndexMap<String, MessageContent>>;
+
+/// A local model behind the `Expert` trait.
+pub struct LocalExpert {
+    name: String,
+    entry: ModelEntry,
+    model: OnceCell<Loaded>,
+}
+
+/// A loaded model and the runtime that built it (the engine may keep tasks on it).
+struct Loaded {
+    model: Arc<Model>,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Drop for Loaded {
+    fn drop(&mut self) {
+        // May run inside async code, where a blocking runtime drop would panic.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+impl LocalExpert {
+    /// An expert named `name` serving `entry` (loaded on first use).
+    pub fn new(name: &str, entry: ModelEntry) -> Self {
+        Self {
+            name: name.to_owned(),
+            entry,
+            model: OnceCell::new(),
+        }
+    }
+
+    async fn model(&self) -> Result<Arc<Model>, ExpertError> {
+        self.model
+            .get_or_try_init(|| load(self.entry.path.clone(), self.name.clone()))
+            .await
+            .map(|loaded| Arc::clone(&loaded.model))
+    }
+
+    /// Input tokens of `body` as the model sees it: rendered by its chat template (system,
+    /// messages, tools, generation prompt) and counted by its tokenizer.
+    async fn count(&self, model: &Model, body: &MessagesRequest) -> Result<u64, ExpertError> {
+        let (messages, tools) = engine_messages(body)?;
+        let (tx, mut rx) = tokio::sync::mpsc::channel(1);
+        let request = Request::Tokenize(TokenizationRequest {
+            text: Either::Left(messages),
+            tools,
+            add_generation_prompt: true,
+            add_special_tokens: true,
+            enable_thinking: None,
+            reasoning_effort: None,
+            response: tx,
+        });
+        self.send(model, request).await?;
+        match rx.recv().await {
+            Some(Ok(tokens)) => Ok(tokens.len() as u64),
+            Some(Err(e)) => Err(ExpertError::BadRequest(format!(
+                "expert {:?}: cannot render the request with the model's chat template: {e}",
+                self.name
+            ))),
+            None => Err(self.gone()),
+        }
+    }
+
+    async fn send(&self, model: &Model, request: Request) -> Result<(), ExpertError> {
+        let sender = model
+            .inner()
+            .get_sender(None)
+            .map_err(|e| ExpertError::Upstream(format!("expert {:?}: {e}", self.name)))?;
+        sender.send(request).await.map_err(|_| self.gone())
+    }
+
+    fn gone(&self) -> ExpertError {
+        ExpertError::overloaded(format!("expert {:?}: the local engine stopped", self.name))
+    }
+
+    fn context_length(&self, model: &Model) -> Option<u64> {
+        model
+            .max_sequence_length()
+            .ok()
+            .flatten()
+            .map(|n| n as u64)
+            .or(self.entry.context_length)
+    }
+
+    async fn start(&self, request: ExpertRequest) -> Result<ExpertStream, ExpertError> {
+        let model = self.model().await?;
+        let body = &request.body;
+        let input = self.count(&model, body).await?;
+        let max_tokens = body.max_tokens.unwrap_or(1024);
+        if let Some(limit) = self.context_length(&model) {
+            // Claude Code parses exactly these two wordings.
+            if input > limit {
+                return Err(ExpertError::BadRequest(format!(
+                    "prompt is too long: {input} tokens > {limit} maximum"
+                )));
+            }
+            if input + max_tokens > limit {
+                return Err(ExpertError::BadRequest(format!(
+                    "input length and `max_tokens` exceed context limit: {input} + {max_tokens} > {limit}, \
+                     decrease input length or `max_tokens` and try again"
+                )));
+            }
+        }
+        let (messages, tools) = engine_messages(body)?;
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        let engine_request = NormalRequest {
+            messages: mistralrs::core::RequestMessage::Chat {
+                messages,
+                enable_thinking: body.thinking.as_ref().map(|t| t.is_on()),
+                reasoning_effort: None,
+            },
+            sampling_params: sampling(body),
+            response: tx,
+            return_logprobs: false,
+            is_streaming: true,
+            id: 0,
+            constraint: Constraint::None,
+            suffix: None,
+            tool_choice: tools.as_ref().map(|_| ToolChoice::Auto),
+            tools,
+            logits_processors: None,
+            return_raw_logits: false,
+            web_search_options: None,
+            model_id: None,
+            truncate_sequence: false,
+        };
+        self.send(&model, Request::Normal(Box::new(engine_request)))
+            .await?;
+        let name = self.name.clone();
+        let stop_sequences = body.stop_sequences.clone().unwrap_or_default();
+        let mut rx = rx;
+        let stream = generator(move |out| async move {
+            // Keep the engine (and its model) alive for as long as the stream is read.
+            let _model = model;
+            let mut translator = ChunkTranslator::new(name.clone(), stop_sequences, input);
+            out.send(Ok(ExpertEvent::Usage(UsageUpdate {
+                input_tokens: Some(input),
+                ..UsageUpdate::default()
+            })))
+            .await;
+            while let Some(response) = rx.recv().await {
+                let items = match response {
+                    Response::Chunk(chunk) => match serde_json::to_string(&chunk) {
+                        Ok(json) => translator.chunk(&json),
+                        Err(e) => vec![Err(ExpertError::Upstream(e.to_string()))],
+                    },
+                    Response::InternalError(e) => {
+                        vec![Err(ExpertError::Upstream(format!("expert {name:?}: {e}")))]
+                    }
+                    Response::ValidationError(e) => {
+                        vec![Err(ExpertError::BadRequest(format!(
+                            "expert {name:?}: {e}"
+                        )))]
+                    }
+                    Response::ModelError(e, _) => {
+                        vec![Err(ExpertError::Upstream(format!("expert {name:?}: {e}")))]
+                    }
+                    _ => Vec::new(),
+                };
+                for item in items {
+                    let failed = item.is_err();
+                    if !out.send(item).await || failed {
+                        return;
+                    }
+                }
+            }
+            // The engine's final usage reports the prompt it actually ran, which must equal
+            // `input` (what count_tokens says); the end-to-end tests hold it to that.
+            for item in translator.finish() {
+                if !out.send(item).await {
+                    return;
+                }
+            }
+        });
+        Ok(stream.boxed())
+    }
+}
+
+async fn load(path: std::path::PathBuf, name: String) -> Result<Loaded, ExpertError> {
+    let started = std::time::Instant::now();
+    tracing::info!(expert = %name, path = %path.display(), "loading local model");
+    let result = tokio::task::spawn_blocking(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        let dir = path
+            .parent()
+            .unwrap_or(Path::new("."))
+            .to_string_lossy()
+            .into_owned();
+        let file = path
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        // mistral.rs may panic on inputs it does not expect; contain it to this request.
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            runtime.block_on(async {
+                GgufModelBuilder::new(dir, vec![file])
+                    .with_force_cpu()
+                    .build()
+                    .await
+                    .map_err(|e| e.to_string())
+            })
+        }))
+        .map_err(|_| "the engine panicked while loading the model".to_owned())?
+        .map(|model| (model, runtime))
+    })
+    .await
+    .map_err(|e| ExpertError::Upstream(format!("expert {name:?}: loading failed: {e}")))?;
+    match result {
+        Ok((model, runtime)) => {
+            tracing::info!(expert = %name, seconds = started.elapsed().as_secs_f64(), "local model loaded");
+            Ok(Loaded {
+                model: Arc::new(model),
+                runtime: Some(runtime),
+            })
+        }
+        Err(e) => Err(ExpertError::Upstream(format!(
+            "expert {name:?}: cannot load the model: {e}"
+        ))),
+    }
+}
+
+fn sampling(body: &MessagesRequest) -> SamplingParams {
+    let mut params = SamplingParams::deterministic();
+    params.temperature = body.temperature;
+    params.top_p = body.top_p;
+    params.top_k = body.top_k.map(|k| k as usize);
+    if body.temperature.is_some_and(|t| t > 0.0) && body.top_k.is_none() {
+        params.top_k = None;
+    }
+    params.max_len = Some(body.max_tokens.unwrap_or(1024) as usize);
+    params.stop_toks = body
+        .stop_sequences
+        .clone()
+        .filter(|s| !s.is_empty())
+        .map(StopTokens::Seqs);
+    params
+}
+
+/// The request as engine messages: the OpenAI-shaped conversion (system folded in front, tool
+/// results as `tool` messages), then each message as the engine's map of fields.
+fn engine_messages(body: &MessagesRequest) -> Result<(Messages, Option<Vec<Tool>>), ExpertError> {
+    let chat = to_chat_completion(body, "local")?;
+    let mut messages = Vec::new();
+    for message in chat["messages"].as_array().into_iter().flatten() {
+        let mut map: IndexMap<String, MessageContent> = IndexMap::new();
+        let role = message["role"].as_str().unwrap_or("user").to_owned();
+        map.insert("role".into(), Either::Left(role));
+        let content = match &message["content"] {
+            Value::String(text) => text.clone(),
+            Value::Array(parts) => parts
+                .iter()
+                .filter_map(|p| p["text"].as_str())
+                .collect::<Vec<_>>()
+                .join("\n\n"),
+            _ => String::new(),
+        };
+        map.insert("content".into(), Either::Left(content));
+        if let Some(id) = message["tool_call_id"].as_str() {
+            map.insert("tool_call_id".into(), Either::Left(id.to_owned()));
+        }
+        if let Some(calls) = message["tool_calls"].as_array() {
+            let calls = calls
+                .iter()
+                .filter_map(|c| c.as_object())
+                .map(|c| c.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                .collect();
+            map.insert("tool_calls".into(), Either::Right(calls));
+        }
+        messages.push(map);
+    }
+    let tools = chat["tools"].as_array().map(|tools| {
+        tools
+            .iter()
+            .map(|t| Tool {
+                tp: ToolType::Function,
+                function: Function {
+                    name: t["function"]["name"].as_str().unwrap_or("").to_owned(),
+                    description: t["function"]["description"].as_str().map(str::to_owned),
+                    parameters: t["function"]["parameters"].as_object().map(|o| {
+                        o.iter()
+                            .map(|(k, v)| (k.clone(), v.clone()))
+                            .collect::<HashMap<_, _>>()
+                    }),
+                },
+            })
+            .collect()
+    });
+    Ok((messages, tools))
+}
+
+impl Expert for LocalExpert {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn model_label(&self) -> String {
+        format!("{} ({}, local)", self.entry.name, self.entry.quantization)
+    }
+
+    fn stream(&self, request: ExpertRequest) -> BoxFuture<'_, Result<ExpertStream, ExpertError>> {
+        self.start(request).boxed()
+    }
+
+    fn count_tokens(&self, request: ExpertRequest) -> BoxFuture<'_, Result<u64, ExpertError>> {
+        async move {
+            let model = self.model().await?;
+            self.count(&model, &request.body).await
+        }
+        .boxed()
+    }
+}

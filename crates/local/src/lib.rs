@@ -1,0 +1,28 @@
+//! Local experts: GGUF models run in-process by mistral.rs. The only crate that depends on
+//! mistral.rs.
+//!
+//! Layout:
+//! - [`gguf`]: reads and validates GGUF headers before the engine sees a file;
+//! - [`registry`]: `models.json`, the registered models;
+//! - [`expert`]: [`LocalExpert`], the `Expert` over a loaded model.
+
+pub mod expert;
+pub mod gguf;
+pub mod registry;
+
+pub use expert::LocalExpert;
+pub use registry::{ModelEntry, Registry};
+
+/// What can go wrong with local models.
+#[derive(Debug, thiserror::Error)]
+pub enum LocalError {
+    /// The file is not a usable model.
+    #[error("{0}")]
+    Invalid(String),
+    /// No model by that name.
+    #[error("no model called {0:?} is registered (see `moe-sovereign models list`)")]
+    UnknownModel(String),
+    /// The registry file could not be read or written.
+    #[error("{0}")]
+    Registry(String),
+}

@@ -1,0 +1,141 @@
+//! The model registry: `models.json` in the home folder, one entry per registered GGUF file.
+//! Files stay where they are; the registry remembers what they are.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::LocalError;
+use crate::gguf::{GgufInfo, inspect};
+
+/// One registered model.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelEntry {
+    /// How config and commands refer to it.
+    pub name: String,
+    /// Absolute path of the GGUF file.
+    pub path: PathBuf,
+    /// `general.architecture`.
+    pub architecture: String,
+    /// e.g. `Q4_1`.
+    pub quantization: String,
+    /// File size in bytes.
+    pub size: u64,
+    /// Context length from the file.
+    pub context_length: Option<u64>,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RegistryFile {
+    #[serde(default)]
+    models: Vec<ModelEntry>,
+}
+
+/// `home/models.json`.
+#[derive(Debug, Clone)]
+pub struct Registry {
+    path: PathBuf,
+}
+
+impl Registry {
+    /// The registry of `home`.
+    pub fn new(home: &Path) -> Self {
+        Self {
+            path: home.join("models.json"),
+        }
+    }
+
+    fn read(&self) -> Result<RegistryFile, LocalError> {
+        match std::fs::read(&self.path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+                LocalError::Registry(format!(
+                    "{}:{}:{}: {e}",
+                    self.path.display(),
+                    e.line(),
+                    e.column()
+                ))
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(RegistryFile::default()),
+            Err(e) => Err(LocalError::Registry(format!(
+                "{}: {e}",
+                self.path.display()
+            ))),
+        }
+    }
+
+    fn write(&self, file: &RegistryFile) -> Result<(), LocalError> {
+        let io = |e: std::io::Error| LocalError::Registry(format!("{}: {e}", self.path.display()));
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir).map_err(io)?;
+        let bytes = serde_json::to_vec_pretty(file).map_err(|e| io(e.into()))?;
+        let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
+        std::io::Write::write_all(&mut tmp, &bytes).map_err(io)?;
+        tmp.as_file().sync_all().map_err(io)?;
+        tmp.persist(&self.path).map_err(|e| io(e.error))?;
+        Ok(())
+    }
+
+    /// All registered models, in the order they were added.
+    pub fn list(&self) -> Result<Vec<ModelEntry>, LocalError> {
+        Ok(self.read()?.models)
+    }
+
+    /// The model called `name`.
+    pub fn get(&self, name: &str) -> Result<ModelEntry, LocalError> {
+        self.list()?
+            .into_iter()
+            .find(|m| m.name == name)
+            .ok_or_else(|| LocalError::UnknownModel(name.to_owned()))
+    }
+
+    /// Validates `file` and registers it under `name` (default: the file name without `.gguf`).
+    pub fn add(&self, file: &Path, name: Option<&str>) -> Result<ModelEntry, LocalError> {
+        let path = std::fs::canonicalize(file)
+            .map_err(|e| LocalError::Invalid(format!("{}: {e}", file.display())))?;
+        let info: GgufInfo =
+            inspect(&path).map_err(|e| LocalError::Invalid(format!("{}: {e}", file.display())))?;
+        let name = match name {
+            Some(name) => name.to_owned(),
+            None => path
+                .file_stem()
+                .map(|s| s.to_string_lossy().to_lowercase())
+                .unwrap_or_else(|| "model".into()),
+        };
+        if name.is_empty() || name.contains(char::is_whitespace) {
+            return Err(LocalError::Invalid(format!(
+                "model name {name:?} must be non-empty without spaces"
+            )));
+        }
+        let mut file = self.read()?;
+        if file.models.iter().any(|m| m.name == name) {
+            return Err(LocalError::Invalid(format!(
+                "a model called {name:?} is already registered (remove it first or pass --name)"
+            )));
+        }
+        let entry = ModelEntry {
+            name,
+            path,
+            architecture: info.architecture,
+            quantization: info.quantization,
+            size: info.size,
+            context_length: info.context_length,
+        };
+        file.models.push(entry.clone());
+        self.write(&file)?;
+        Ok(entry)
+    }
+
+    /// Forgets `name` (the file itself is left alone).
+    pub fn remove(&self, name: &str) -> Result<ModelEntry, LocalError> {
+        let mut file = self.read()?;
+        let position = file
+            .models
+            .iter()
+            .position(|m| m.name == name)
+            .ok_or_else(|| LocalError::UnknownModel(name.to_owned()))?;
+        let entry = file.models.remove(position);
+        self.write(&file)?;
+        Ok(entry)
+    }
+}
