@@ -5,7 +5,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use moe_sovereign_e2e::Gateway;
-use moe_sovereign_e2e::tools::{free_port, python, smollm2};
+use moe_sovereign_e2e::tools::{free_port, python, smollm2, sse_text};
 use serde_json::{Value, json};
 
 struct Server(Child);
@@ -102,16 +102,7 @@ async fn openai_expert_serves_real_text_from_llama_cpp() {
         .unwrap();
     assert_eq!(response.status(), 200);
     let body = response.text().await.unwrap();
-    let streamed: String = body
-        .lines()
-        .filter_map(|l| l.strip_prefix("data: "))
-        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
-        .filter_map(|v| {
-            v.pointer("/delta/text")
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-        })
-        .collect();
+    let streamed = sse_text(&body);
     assert!(!streamed.trim().is_empty(), "{body}");
     assert!(
         body.contains(r#""stop_reason":"max_tokens""#),

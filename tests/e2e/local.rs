@@ -5,7 +5,7 @@ use std::process::Command;
 
 use moe_sovereign_e2e::Gateway;
 use moe_sovereign_e2e::gateway::binary;
-use moe_sovereign_e2e::tools::{crate_dir, python, run_ok, smollm2};
+use moe_sovereign_e2e::tools::{crate_dir, python, run_ok, smollm2, sse_text};
 use serde_json::Value;
 
 fn models(home: &std::path::Path, args: &[&str]) -> std::process::Output {
@@ -91,16 +91,7 @@ async fn eight_concurrent_streams_all_end_cleanly() {
         }
     });
     for body in futures::future::join_all(requests).await {
-        let text: String = body
-            .lines()
-            .filter_map(|l| l.strip_prefix("data: "))
-            .filter_map(|d| serde_json::from_str::<Value>(d).ok())
-            .filter_map(|v| {
-                v.pointer("/delta/text")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned)
-            })
-            .collect();
+        let text = sse_text(&body);
         assert!(!text.is_empty(), "{body}");
         assert!(!body.contains("event: error"), "{body}");
         assert!(

@@ -69,3 +69,21 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// The text an Anthropic SSE body streamed (all `text_delta`s, in order).
+pub fn sse_text(body: &str) -> String {
+    body.lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter_map(|d| serde_json::from_str::<serde_json::Value>(d).ok())
+        .filter_map(|v| v.pointer("/delta/text")?.as_str().map(str::to_owned))
+        .collect()
+}
+
+/// Today's date (UTC), for benchmark reports.
+pub fn utc_date() -> String {
+    Command::new("date")
+        .args(["-u", "+%Y-%m-%d"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
+}

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use moe_sovereign_e2e::FakeUpstream;
 use moe_sovereign_e2e::gateway::binary;
-use moe_sovereign_e2e::tools::{cache, free_port};
+use moe_sovereign_e2e::tools::{cache, free_port, utc_date};
 use serde_json::{Value, json};
 
 struct Options {
@@ -476,7 +476,7 @@ fn main() {
     writeln!(
         md,
         "Measured {} on this machine ({}, {} cores), `cargo run --release -p gateway-overhead`, {} s per cell, open-loop; direct and moe-sovereign take turns in 2 s rounds, LiteLLM is measured after them in the same run.",
-        date(), cpu_model(), std::thread::available_parallelism().map_or(0, |n| n.get()), options.seconds
+        utc_date(), cpu_model(), std::thread::available_parallelism().map_or(0, |n| n.get()), options.seconds
     )
     .unwrap();
     writeln!(
@@ -537,12 +537,4 @@ fn main() {
     }
     std::fs::write(&options.out, md).unwrap();
     eprintln!("wrote {}", options.out.display());
-}
-
-fn date() -> String {
-    Command::new("date")
-        .args(["-u", "+%Y-%m-%d"])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_default()
 }

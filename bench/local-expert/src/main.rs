@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use moe_sovereign_e2e::gateway::binary;
-use moe_sovereign_e2e::tools::{free_port, python, smollm2};
+use moe_sovereign_e2e::tools::{free_port, python, smollm2, utc_date};
 use serde_json::{Value, json};
 
 struct Killed(Child);
@@ -329,7 +329,7 @@ fn main() {
     let _ = writeln!(
         md,
         "Measured {} on this machine ({} cores), `cargo run --release -p local-expert`. Same file (SmolLM2-135M-Instruct Q4_1), 2 threads, greedy, streamed over HTTP. llama.cpp = `llama-cpp-python[server]=={version}` built here (`--n_threads 2 --n_batch 512`). Ours = mistral.rs 0.8.1 in `moe-sovereign serve`, built with `-C target-cpu=x86-64-v3`, untuned defaults.\n",
-        date(),
+        utc_date(),
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     md.push_str("| engine | decode tok/s (short prompt, 128 out) | prefill tok/s (cold, long prompt) | TTFT cold (s) | TTFT warm, same prefix (s) | warm/cold | peak RSS (MiB) |\n|---|---|---|---|---|---|---|\n");
@@ -357,12 +357,4 @@ fn main() {
         std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../results/local-expert.md");
     std::fs::write(&out, md).unwrap();
     eprintln!("wrote {}", out.display());
-}
-
-fn date() -> String {
-    Command::new("date")
-        .args(["-u", "+%Y-%m-%d"])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_default()
 }
