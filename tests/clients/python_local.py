@@ -47,4 +47,11 @@ try:
 except anthropic.BadRequestError as e:
     message = e.body["error"]["message"]
     check("max_tokens overflow wording", message.startswith("input length and `max_tokens` exceed context limit: "), message)
+try:
+    client.messages.create(model="claude-opus-4-8", max_tokens=8, messages=[{"role": "user", "content": [
+        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}},
+        {"type": "text", "text": "What is in this picture?"}]}])
+    check("image to a text-only model", False, "no error")
+except anthropic.BadRequestError as e:
+    check("image to a text-only model -> clear 400", "text only" in e.body["error"]["message"], e.body)
 print("passed")

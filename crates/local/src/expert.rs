@@ -284,6 +284,13 @@ fn engine_messages(body: &MessagesRequest) -> Result<(Messages, Option<Vec<Tool>
         map.insert("role".into(), Either::Left(role));
         let content = match &message["content"] {
             Value::String(text) => text.clone(),
+            Value::Array(parts) if parts.iter().any(|p| p["type"] != "text") => {
+                return Err(ExpertError::BadRequest(
+                    "this local model reads text only: remove the image blocks or route the \
+                     request to a vision-capable expert"
+                        .into(),
+                ));
+            }
             Value::Array(parts) => parts
                 .iter()
                 .filter_map(|p| p["text"].as_str())
