@@ -1,11 +1,11 @@
 //! The `openai` expert against a real OpenAI-compatible server: llama-cpp-python serving the
 //! real SmolLM2-135M-Instruct GGUF on a free loopback port.
 
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use moe_sovereign_e2e::Gateway;
-use moe_sovereign_e2e::tools::{free_port, python, smollm2, sse_text};
+use moe_sovereign_e2e::tools::{free_port, spawn_llama_server, sse_text};
 use serde_json::{Value, json};
 
 struct Server(Child);
@@ -19,29 +19,7 @@ impl Drop for Server {
 
 async fn llama_server() -> (Server, String) {
     let port = free_port();
-    let child = Command::new(python())
-        .args([
-            "-m",
-            "llama_cpp.server",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &port.to_string(),
-        ])
-        .arg("--model")
-        .arg(smollm2())
-        .args([
-            "--n_ctx",
-            "2048",
-            "--n_threads",
-            "2",
-            "--model_alias",
-            "smollm2",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let child = spawn_llama_server(port, 2048);
     let server = Server(child);
     let url = format!("http://127.0.0.1:{port}");
     let deadline = Instant::now() + Duration::from_secs(60);

@@ -87,3 +87,31 @@ pub fn utc_date() -> String {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
         .unwrap_or_default()
 }
+
+/// llama-cpp-python's OpenAI-compatible server on `port` with the SmolLM2 GGUF, 2 threads.
+pub fn spawn_llama_server(port: u16, n_ctx: u32) -> std::process::Child {
+    Command::new(python())
+        .args([
+            "-m",
+            "llama_cpp.server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+        ])
+        .arg("--model")
+        .arg(smollm2())
+        .args([
+            "--n_ctx",
+            &n_ctx.to_string(),
+            "--n_threads",
+            "2",
+            "--n_batch",
+            "512",
+        ])
+        .args(["--model_alias", "smollm2"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}

@@ -195,28 +195,15 @@ fn start_litellm(upstream: &FakeUpstream) -> Option<(Killed, Target, tempfile::T
     Some((Killed(child), target, dir, version))
 }
 
+/// One unmeasured request (warm-up, readiness).
 async fn one(client: &reqwest::Client, target: &Target, stream: bool) -> Result<(), String> {
-    let mut request = client.post(&target.url).json(&target.body(stream));
-    for (name, value) in &target.headers {
-        request = request.header(*name, value);
-    }
-    let mut response = request.send().await.map_err(|e| e.to_string())?;
-    if !response.status().is_success() {
-        return Err(format!("status {}", response.status()));
-    }
-    if stream {
-        response
-            .chunk()
-            .await
-            .map_err(|e| e.to_string())?
-            .ok_or("empty stream")?;
-        return Ok(());
-    }
-    response.bytes().await.map_err(|e| e.to_string())?;
-    Ok(())
+    one_measured(client.clone(), target.clone(), stream, Instant::now())
+        .await
+        .map(|_| ())
 }
 
-/// Reads the rest of a stream so its connection can be reused, off the measured path.
+/// One request, timed from `start`: the whole JSON answer, or a stream's first bytes (the rest
+/// is read off the measured path, so the connection can be reused).
 async fn one_measured(
     client: reqwest::Client,
     target: Target,

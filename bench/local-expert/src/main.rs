@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use moe_sovereign_e2e::gateway::binary;
-use moe_sovereign_e2e::tools::{free_port, python, smollm2, utc_date};
+use moe_sovereign_e2e::tools::{free_port, python, smollm2, spawn_llama_server, utc_date};
 use serde_json::{Value, json};
 
 struct Killed(Child);
@@ -108,22 +108,7 @@ fn start_ours() -> Server {
 
 fn start_llama_cpp() -> Server {
     let port = free_port();
-    let child = Command::new(python())
-        .args([
-            "-m",
-            "llama_cpp.server",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &port.to_string(),
-        ])
-        .arg("--model")
-        .arg(smollm2())
-        .args(["--n_ctx", "8192", "--n_threads", "2", "--n_batch", "512"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let child = spawn_llama_server(port, 8192);
     Server {
         engine: Engine::LlamaCpp,
         url: format!("http://127.0.0.1:{port}"),
