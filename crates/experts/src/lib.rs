@@ -6,9 +6,11 @@
 //!
 //! Layout:
 //! - [`event`]: [`ExpertEvent`], [`ExpertError`], the stream type and its invariants;
+//! - [`limit`]: admission in front of any expert (running limit, bounded queue, supersession);
 //! - [`route`]: profiles and the [`RouteTable`] (profile + model id → expert);
 //! - [`context`]: upstream context-overflow errors reworded the way Claude Code parses them;
 //! - [`sse`]: a small incremental parser for upstream `text/event-stream` bodies;
+//! - [`think`]: a reasoning model's inline `<think>…</think>` split out as thinking, live;
 //! - [`anthropic`]: forwards to another Anthropic-compatible gateway;
 //! - [`openai`]: any OpenAI-compatible `/v1/chat/completions` server (vLLM, llama.cpp, Ollama);
 //! - [`fake`] (feature `fake`): a scripted expert for tests.
@@ -18,9 +20,11 @@ pub mod context;
 pub mod event;
 #[cfg(feature = "fake")]
 pub mod fake;
+pub mod limit;
 pub mod openai;
 pub mod route;
 pub mod sse;
+pub mod think;
 mod upstream;
 
 pub use upstream::{Yielder, async_stream as generator};
@@ -42,6 +46,9 @@ pub struct ExpertRequest {
     pub anthropic_version: Option<String>,
     /// `anthropic-beta` as the client sent it.
     pub anthropic_beta: Option<String>,
+    /// The client's session (`X-Claude-Code-Session-Id`): a newer request of the same session
+    /// supersedes an older one still running.
+    pub session: Option<String>,
 }
 
 /// Something that answers requests.

@@ -5,6 +5,7 @@ use moe_sovereign_anthropic::{
 };
 use serde_json::{Map, Value, json};
 
+use crate::think::ThinkSplitter;
 use crate::{ExpertError, ExpertEvent, UsageUpdate, random_id};
 
 /// The streaming chat completion body for `request`, addressed to `model`.
@@ -185,6 +186,7 @@ pub struct ChunkTranslator {
     chunks: u64,
     saw_usage: bool,
     estimated_input: u64,
+    think: ThinkSplitter,
 }
 
 /// The tool call being streamed; arguments wait until its name is known.
@@ -210,6 +212,7 @@ impl ChunkTranslator {
             chunks: 0,
             saw_usage: false,
             estimated_input,
+            think: ThinkSplitter::new(),
         }
     }
 
@@ -246,7 +249,8 @@ impl ChunkTranslator {
             }
             if let Some(text) = delta["content"].as_str().filter(|t| !t.is_empty()) {
                 self.chunks += 1;
-                out.push(Ok(ExpertEvent::Text(text.to_owned())));
+                // A reasoning model's inline `<think>…</think>` becomes a thinking block.
+                out.extend(self.think.push(text).into_iter().map(Ok));
             }
             if let Some(calls) = delta["tool_calls"].as_array() {
                 for call in calls {
@@ -324,7 +328,8 @@ impl ChunkTranslator {
 
     /// The end of the stream: the final events, or an error if the upstream never finished.
     pub fn finish(&mut self) -> Vec<Result<ExpertEvent, ExpertError>> {
-        let mut out = Vec::new();
+        let mut out: Vec<Result<ExpertEvent, ExpertError>> =
+            self.think.finish().into_iter().map(Ok).collect();
         if !self.saw_usage {
             // Servers without `stream_options.include_usage` support (llama-cpp-python): the
             // prompt is estimated and one content chunk counts as one token.
@@ -470,6 +475,28 @@ mod tests {
                 reason: StopReason::StopSequence,
                 stop_sequence: Some("END".into())
             }
+        );
+    }
+
+    #[test]
+    fn inline_think_tags_become_thinking() {
+        let mut t = ChunkTranslator::new("x".into(), vec![], 0);
+        let mut events = Vec::new();
+        for piece in ["<thi", "nk>2+2", "=4</think>\n\n", "Four."] {
+            events
+                .extend(t.chunk(&json!({"choices": [{"delta": {"content": piece}}]}).to_string()));
+        }
+        events.extend(
+            t.chunk(&json!({"choices": [{"delta": {}, "finish_reason": "stop"}]}).to_string()),
+        );
+        let events: Vec<ExpertEvent> = events.into_iter().map(Result::unwrap).collect();
+        assert_eq!(
+            events,
+            vec![
+                ExpertEvent::Thinking("2+2".into()),
+                ExpertEvent::Thinking("=4".into()),
+                ExpertEvent::Text("Four.".into()),
+            ]
         );
     }
 }

@@ -34,6 +34,7 @@ pub fn expert_request(body: MessagesRequest, headers: &HeaderMap) -> ExpertReque
         body,
         anthropic_version: header("anthropic-version"),
         anthropic_beta: header("anthropic-beta"),
+        session: header("x-claude-code-session-id"),
     }
 }
 
