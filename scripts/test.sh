@@ -10,6 +10,7 @@ cd "$(dirname "$0")/.."
 scripts/test-deps.sh
 
 cargo fmt --all --check
+shellcheck installers/*.sh scripts/*.sh .ci/run
 cargo clippy --workspace --all-targets --release -- -D warnings
 
 scratch="$(mktemp -d)"

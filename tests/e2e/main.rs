@@ -10,6 +10,7 @@ mod http;
 mod llama_cpp;
 mod local;
 mod remote;
+mod wiring;
 
 use moe_sovereign_e2e::{FakeUpstream, Flavor, Gateway};
 

@@ -1,7 +1,9 @@
 //! `moe-sovereign`: the gateway and its management commands.
 
+mod doctor;
 mod keys;
 mod models;
+mod wire;
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -52,9 +54,26 @@ enum Command {
     /// Manage local GGUF models.
     #[command(subcommand)]
     Models(models::ModelsCommand),
+    /// Point Claude Desktop or Claude Code at the gateway (backup, merge, 0600).
+    Wire(wire::WireArgs),
+    /// Undo `wire`: our keys go, what was there before comes back.
+    Unwire(wire::UnwireArgs),
+    /// Check files, keychain, models, the gateway and Claude's wiring.
+    Doctor {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> ExitCode {
+    if let Some(missing) = missing_cpu_features() {
+        eprintln!(
+            "moe-sovereign: this build uses x86-64-v3 instructions for fast local inference, and this CPU lacks {missing}; \
+             build it for a baseline CPU with RUSTFLAGS=\"-C target-cpu=x86-64\" (local models run 3-7x slower)"
+        );
+        return ExitCode::FAILURE;
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve {
@@ -66,6 +85,9 @@ fn main() -> ExitCode {
         Command::Credential { key_id } => keys::credential(key_id.as_deref()),
         Command::Profiles(command) => keys::profiles(command),
         Command::Models(command) => models::models(command),
+        Command::Wire(args) => wire::wire(args),
+        Command::Unwire(args) => wire::unwire(args),
+        Command::Doctor { json } => doctor::doctor(json),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -75,6 +97,28 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The x86-64-v3 features this build was compiled to use that the CPU does not have. Checked
+/// first thing, before any code that might use them runs.
+fn missing_cpu_features() -> Option<String> {
+    #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
+    {
+        let missing: Vec<&str> = [
+            ("avx2", std::arch::is_x86_feature_detected!("avx2")),
+            ("fma", std::arch::is_x86_feature_detected!("fma")),
+            ("bmi2", std::arch::is_x86_feature_detected!("bmi2")),
+            ("f16c", std::arch::is_x86_feature_detected!("f16c")),
+        ]
+        .into_iter()
+        .filter(|(_, present)| !present)
+        .map(|(name, _)| name)
+        .collect();
+        if !missing.is_empty() {
+            return Some(missing.join(", "));
+        }
+    }
+    None
 }
 
 fn serve(

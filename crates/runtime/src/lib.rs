@@ -5,12 +5,14 @@
 //! - [`home`]: the data folder (`MOE_SOVEREIGN_HOME`) and what lives in it;
 //! - [`config`]: `config.toml`: raw schema → validated [`Config`], every problem at once;
 //! - [`auth`]: the gateway's key check over `keys.json`, reloaded when it changes;
-//! - [`server`]: builds experts and the route table, binds, serves, shuts down.
+//! - [`server`]: builds experts and the route table, binds, serves, shuts down;
+//! - [`wiring`]: Claude's wiring composed with config and keys, and its watcher in `serve`.
 
 pub mod auth;
 pub mod config;
 pub mod home;
 pub mod server;
+pub mod wiring;
 
 pub use config::{Config, ConfigError, ExpertConfig, ExpertKind};
 pub use home::Home;

@@ -5,18 +5,26 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use moe_sovereign_experts::anthropic::AnthropicExpert;
+use moe_sovereign_experts::limit::Limited;
 use moe_sovereign_experts::openai::OpenAiExpert;
 use moe_sovereign_experts::{Expert, RouteTable, Secret};
 use moe_sovereign_gateway::{GatewayState, Settings};
 use moe_sovereign_keys::SecretStore;
 use moe_sovereign_local::{LocalExpert, Registry};
+use moe_sovereign_wiring::watch::{Event as WiringEvent, Watcher};
 use tokio::net::TcpListener;
+use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::FileKeys;
 use crate::config::{Config, ConfigError, ExpertKind, Problem, SecretRef};
 use crate::{Home, RuntimeError};
+
+/// Requests an expert runs at once (local experts batch them), and how many may wait beyond
+/// that before new ones get 529 + `retry-after`.
+const MAX_RUNNING: usize = 8;
+const MAX_WAITING: usize = 32;
 
 /// How `serve` was asked to run.
 #[derive(Debug, Clone, Default)]
@@ -34,6 +42,8 @@ pub struct RunningServer {
     task: JoinHandle<std::io::Result<()>>,
     experts: usize,
     keys: usize,
+    wiring_events: broadcast::Sender<WiringEvent>,
+    _watcher: Option<Watcher>,
 }
 
 /// Binds and starts serving.
@@ -60,6 +70,10 @@ pub async fn start(
             problems,
         })?;
     let expert_count = experts.len();
+    let experts = experts
+        .into_iter()
+        .map(|expert| Arc::new(Limited::new(expert, MAX_RUNNING, MAX_WAITING)) as Arc<dyn Expert>)
+        .collect();
     let routes =
         RouteTable::new(experts, &config.profiles).map_err(|message| ConfigError::Invalid {
             path: home.config_path(),
@@ -80,7 +94,9 @@ pub async fn start(
         context: "cannot read the bound address".into(),
         source,
     })?;
-    let keys = Arc::new(FileKeys::new(home.keys(store).keys_path().to_owned()));
+    let keys = Arc::new(FileKeys::new(
+        home.keys(store.clone()).keys_path().to_owned(),
+    ));
     let key_count = keys.count();
     let shutdown = CancellationToken::new();
     let state = GatewayState {
@@ -100,12 +116,23 @@ pub async fn start(
         state,
         shutdown.clone(),
     ));
+    // Keep Claude's wiring in place while we serve (Claude Desktop rewrites its config on quit).
+    let (wiring_events, _) = broadcast::channel(64);
+    let watcher = match crate::wiring::watch(home, home.keys(store), wiring_events.clone()) {
+        Ok(watcher) => Some(watcher),
+        Err(error) => {
+            tracing::warn!("not watching Claude's files: {error}");
+            None
+        }
+    };
     Ok(RunningServer {
         addr,
         shutdown,
         task,
         experts: expert_count,
         keys: key_count,
+        wiring_events,
+        _watcher: watcher,
     })
 }
 
@@ -205,6 +232,11 @@ impl RunningServer {
     /// How many experts are configured.
     pub fn expert_count(&self) -> usize {
         self.experts
+    }
+
+    /// What the wiring watcher does (re-applied, broken file, failure), for the tray and UI.
+    pub fn wiring_events(&self) -> broadcast::Receiver<WiringEvent> {
+        self.wiring_events.subscribe()
     }
 
     /// How many keys existed at start.

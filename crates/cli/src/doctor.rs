@@ -1,0 +1,324 @@
+//! `doctor`: every check a user would otherwise do by hand, one line each; non-zero exit when
+//! something needs them.
+
+use std::time::Duration;
+
+use moe_sovereign_keys::{KeyManager, SecretStore};
+use moe_sovereign_local::Registry;
+use moe_sovereign_runtime::{Home, config, wiring};
+use moe_sovereign_wiring::{FileStatus, Params, Target, Wiring};
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum Level {
+    Ok,
+    Info,
+    Warn,
+    Fail,
+}
+
+#[derive(Debug, Serialize)]
+struct Check {
+    check: String,
+    status: Level,
+    detail: String,
+}
+
+#[derive(Default)]
+struct Checks(Vec<Check>);
+
+impl Checks {
+    fn add(&mut self, check: impl Into<String>, status: Level, detail: impl Into<String>) {
+        self.0.push(Check {
+            check: check.into(),
+            status,
+            detail: detail.into(),
+        });
+    }
+}
+
+pub fn doctor(json: bool) -> anyhow::Result<()> {
+    let mut checks = Checks::default();
+    run(&mut checks);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&checks.0)?);
+    } else {
+        for c in &checks.0 {
+            let tag = match c.status {
+                Level::Ok => "ok  ",
+                Level::Info => "info",
+                Level::Warn => "warn",
+                Level::Fail => "FAIL",
+            };
+            println!("{tag}  {:<28} {}", c.check, c.detail);
+        }
+    }
+    let failed = checks.0.iter().filter(|c| c.status == Level::Fail).count();
+    if failed > 0 {
+        anyhow::bail!("{failed} check(s) need your attention");
+    }
+    Ok(())
+}
+
+fn run(checks: &mut Checks) {
+    let home = match Home::locate() {
+        Ok(home) => home,
+        Err(e) => return checks.add("home", Level::Fail, e.to_string()),
+    };
+    checks.add("home", Level::Ok, home.dir().display().to_string());
+    let config = match config::load(&home.config_path()) {
+        Ok(config) => {
+            checks.add(
+                "config",
+                Level::Ok,
+                home.config_path().display().to_string(),
+            );
+            config
+        }
+        Err(e) => {
+            checks.add("config", Level::Fail, e.to_string());
+            return;
+        }
+    };
+
+    // Keys and the keychain.
+    let store = home.secret_store(config.secret_store);
+    if let SecretStore::File(path) = &store {
+        checks.add(
+            "secret store",
+            Level::Warn,
+            format!(
+                "plaintext file store in use ({}); the OS keychain is safer",
+                path.display()
+            ),
+        );
+    }
+    let keys = home.keys(store);
+    let default_key = match keys.load() {
+        Ok(file) if file.keys.is_empty() => {
+            checks.add(
+                "keys",
+                Level::Fail,
+                "no API key: `moe-sovereign keys create --profile moe_native`",
+            );
+            None
+        }
+        Ok(file) => {
+            checks.add("keys", Level::Ok, format!("{} key(s)", file.keys.len()));
+            file.default_key
+        }
+        Err(e) => {
+            checks.add("keys", Level::Fail, e.to_string());
+            None
+        }
+    };
+    let key = default_key
+        .as_deref()
+        .and_then(|id| match keys.reveal(Some(id)) {
+            Ok(key) => {
+                checks.add(
+                    "keychain",
+                    Level::Ok,
+                    format!("{} readable", keys.secrets().describe()),
+                );
+                Some(key)
+            }
+            Err(e) => {
+                checks.add("keychain", Level::Fail, e.to_string());
+                None
+            }
+        });
+
+    // Models.
+    match Registry::new(home.dir()).list() {
+        Ok(models) if models.is_empty() && config.experts.is_empty() => checks.add(
+            "models",
+            Level::Fail,
+            "no model and no expert: `moe-sovereign models add FILE.gguf`",
+        ),
+        Ok(models) => {
+            for model in &models {
+                if model.path.is_file() {
+                    checks.add(
+                        format!("model {}", model.name),
+                        Level::Ok,
+                        model.path.display().to_string(),
+                    );
+                } else {
+                    checks.add(
+                        format!("model {}", model.name),
+                        Level::Fail,
+                        format!(
+                            "{} is gone; `models remove {}` or put it back",
+                            model.path.display(),
+                            model.name
+                        ),
+                    );
+                }
+            }
+            if models.is_empty() {
+                checks.add(
+                    "models",
+                    Level::Info,
+                    format!("{} remote expert(s) configured", config.experts.len()),
+                );
+            }
+        }
+        Err(e) => checks.add("models", Level::Fail, e.to_string()),
+    }
+
+    // Claude's files, and the gateway where they point (else where config says it listens).
+    let wiring = match wiring::wiring(&home) {
+        Ok(wiring) => wiring,
+        Err(e) => return checks.add("claude files", Level::Fail, e.to_string()),
+    };
+    let url = Target::ALL
+        .iter()
+        .find_map(|t| wiring.recorded(*t).ok().flatten())
+        .map_or_else(|| wiring::url_for(config.listen), |(url, _)| url);
+    gateway_checks(checks, &url, key.as_deref());
+    for target in Target::ALL {
+        claude_checks(
+            checks,
+            &home,
+            &wiring,
+            &keys,
+            target,
+            &url,
+            default_key.as_deref(),
+        );
+    }
+}
+
+fn gateway_checks(checks: &mut Checks, url: &str, key: Option<&str>) {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => return checks.add("gateway", Level::Fail, e.to_string()),
+    };
+    runtime.block_on(async {
+        let client = match reqwest::Client::builder()
+            .timeout(Duration::from_secs(3))
+            .no_proxy()
+            .build()
+        {
+            Ok(client) => client,
+            Err(e) => return checks.add("gateway", Level::Fail, e.to_string()),
+        };
+        match client.get(format!("{url}/health")).send().await {
+            Ok(response) if response.status().is_success() => {
+                checks.add("gateway", Level::Ok, format!("{url} answers"))
+            }
+            Ok(response) => {
+                return checks.add(
+                    "gateway",
+                    Level::Fail,
+                    format!("{url}/health: HTTP {}", response.status()),
+                );
+            }
+            Err(_) => {
+                return checks.add(
+                    "gateway",
+                    Level::Fail,
+                    format!("nothing answers at {url}: start it with `moe-sovereign serve`"),
+                );
+            }
+        }
+        let Some(key) = key else { return };
+        match client
+            .get(format!("{url}/v1/models"))
+            .bearer_auth(key)
+            .send()
+            .await
+        {
+            Ok(r) if r.status().is_success() => {
+                checks.add("GET /v1/models", Level::Ok, "200 with the default key")
+            }
+            Ok(r) if r.status().as_u16() == 401 => checks.add(
+                "GET /v1/models",
+                Level::Fail,
+                "401: the gateway does not accept the default key (another home? revoked?)",
+            ),
+            Ok(r) => checks.add(
+                "GET /v1/models",
+                Level::Fail,
+                format!("HTTP {}", r.status()),
+            ),
+            Err(e) => checks.add("GET /v1/models", Level::Fail, e.to_string()),
+        }
+    });
+}
+
+fn claude_checks(
+    checks: &mut Checks,
+    home: &Home,
+    wiring: &Wiring,
+    keys: &KeyManager,
+    target: Target,
+    default_url: &str,
+    default_key_id: Option<&str>,
+) {
+    let recorded = wiring.recorded(target).ok().flatten();
+    let (url, key_id) = match &recorded {
+        Some((url, key_id)) => (url.clone(), key_id.clone()),
+        None => (
+            default_url.to_owned(),
+            default_key_id.unwrap_or_default().to_owned(),
+        ),
+    };
+    let params = Params {
+        key: keys.reveal(Some(&key_id)).unwrap_or_default(),
+        url,
+        key_id,
+        helper: Wiring::helper_path(home.dir()),
+    };
+    let statuses = match wiring.status(target, &params) {
+        Ok(statuses) => statuses,
+        Err(e) => return checks.add(target.name(), Level::Fail, e.to_string()),
+    };
+    let mut wired_files = 0;
+    for (path, status) in &statuses {
+        let name = format!("{target} file");
+        let shown = path.display();
+        match status {
+            FileStatus::Missing => checks.add(name, Level::Info, format!("{shown}: not found")),
+            FileStatus::Broken(line, column, message) => checks.add(
+                name,
+                Level::Fail,
+                format!("{shown}: does not parse (line {line}, column {column}: {message}); fix it by hand"),
+            ),
+            FileStatus::Parsed { wired: true } => {
+                wired_files += 1;
+                checks.add(name, Level::Ok, format!("{shown}: wired"))
+            }
+            FileStatus::Parsed { wired: false } => checks.add(name, Level::Info, format!("{shown}: parses, not wired")),
+        }
+    }
+    match (&recorded, wired_files == statuses.len()) {
+        (Some(_), true) => checks.add(target.name(), Level::Ok, "wired"),
+        (Some(_), false) => checks.add(
+            target.name(),
+            Level::Warn,
+            format!("wired, but some files lost our keys: `moe-sovereign wire {target}` (or keep `serve` running)"),
+        ),
+        (None, _) => checks.add(target.name(), Level::Info, format!("not wired: `moe-sovereign wire {target}`")),
+    }
+    if recorded.is_some() {
+        let helper = Wiring::helper_path(home.dir());
+        if helper.is_file() {
+            checks.add("credential helper", Level::Ok, helper.display().to_string());
+        } else {
+            checks.add(
+                "credential helper",
+                Level::Fail,
+                format!(
+                    "{} is missing: run `moe-sovereign wire {target}` again",
+                    helper.display()
+                ),
+            );
+        }
+    }
+}
