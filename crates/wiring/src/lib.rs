@@ -302,19 +302,12 @@ impl Wiring {
     ) -> Result<Vec<(PathBuf, FileStatus)>, WiringError> {
         let mut out = Vec::new();
         for plan in self.plan(target, params)? {
-            let status = match file::read(&plan.path) {
+            let parsed = file::read(&plan.path)
+                .and_then(|text| text.map(|text| file::parse(&plan.path, &text)).transpose());
+            let status = match parsed {
                 Ok(None) => FileStatus::Missing,
-                Ok(Some(text)) => match file::parse(&plan.path, &text) {
-                    Ok(doc) => FileStatus::Parsed {
-                        wired: plan::applied(&doc, &plan.changes),
-                    },
-                    Err(WiringError::Syntax {
-                        line,
-                        column,
-                        message,
-                        ..
-                    }) => FileStatus::Broken(line, column, message),
-                    Err(e) => return Err(e),
+                Ok(Some(doc)) => FileStatus::Parsed {
+                    wired: plan::applied(&doc, &plan.changes),
                 },
                 Err(WiringError::Syntax {
                     line,

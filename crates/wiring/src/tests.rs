@@ -5,6 +5,7 @@ use proptest::prelude::*;
 use serde_json::{Value, json};
 
 use super::*;
+use crate::json::tests::any_json;
 
 /// A hostile settings file: unicode, escapes, nulls, big and odd numbers, deep nesting, CRLF-free
 /// but tab-indented, and a value of ours already set by the user.
@@ -278,26 +279,6 @@ fn dry_run_changes_nothing() {
     assert!(report.files.iter().all(|(_, u)| u.changed()));
     assert!(!s.root.join("home").exists());
     assert!(!wiring.state_path().exists());
-}
-
-/// Arbitrary JSON values (any strings, numbers, nesting).
-fn any_json() -> impl Strategy<Value = Value> {
-    let leaf = prop_oneof![
-        Just(Value::Null),
-        any::<bool>().prop_map(Value::Bool),
-        any::<i64>().prop_map(|n| json!(n)),
-        any::<f64>()
-            .prop_filter("finite", |f| f.is_finite())
-            .prop_map(|f| json!(f)),
-        "\\PC*".prop_map(Value::String),
-    ];
-    leaf.prop_recursive(5, 48, 6, |inner| {
-        prop_oneof![
-            prop::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
-            prop::collection::vec(("\\PC{0,12}", inner), 0..5)
-                .prop_map(|kv| Value::Object(kv.into_iter().collect())),
-        ]
-    })
 }
 
 /// Arbitrary top-level objects, sometimes holding keys we also write.

@@ -170,7 +170,7 @@ fn array_items_are_pushed_and_removed_in_place() {
 }
 
 /// Arbitrary JSON values (any strings, numbers, nesting).
-fn any_json() -> impl Strategy<Value = Value> {
+pub(crate) fn any_json() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![
         Just(Value::Null),
         any::<bool>().prop_map(Value::Bool),
