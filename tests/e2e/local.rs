@@ -55,6 +55,20 @@ fn one_models_add_serves_real_text_with_exact_token_counts() {
     assert_eq!(listed[0]["architecture"], "llama");
     assert_eq!(listed[0]["quantization"], "Q4_1");
 
+    // Q4_1 has no fast CPU kernel in the engine: it runs from a Q8_0 copy, and that copy is
+    // exactly what llama.cpp's own requantization makes of the file.
+    let copy = listed[0]["engine_path"].as_str().unwrap().to_owned();
+    assert!(copy.starts_with(home.path().to_str().unwrap()), "{copy}");
+    let scratch = tempfile::tempdir().unwrap();
+    let mut compare = Command::new(python());
+    compare
+        .arg(crate_dir().join("clients/compare_q8_0.py"))
+        .arg(smollm2())
+        .arg(&copy)
+        .arg(scratch.path());
+    let out = run_ok(compare, "our Q8_0 copy against llama.cpp's");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("passed"));
+
     let gateway = Gateway::start_in(home, key, &[]);
     let mut command = Command::new(python());
     command
@@ -99,5 +113,182 @@ async fn eight_concurrent_streams_all_end_cleanly() {
                 .ends_with(r#"data: {"type":"message_stop"}"#),
             "{body}"
         );
+    }
+}
+
+/// CPU seconds (user + system) the process has used so far, from `/proc/PID/stat`.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command name (which may contain spaces) start at ") ".
+    let fields: Vec<&str> = stat.rsplit_once(") ").unwrap().1.split(' ').collect();
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    ticks / 100.0
+}
+
+/// Cores the process keeps busy over the next second.
+fn cores_busy(pid: u32) -> f64 {
+    let before = cpu_seconds(pid);
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    cpu_seconds(pid) - before
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_disconnect_stops_generation_and_frees_the_expert() {
+    let (home, key) = Gateway::home("", "moe_native");
+    let out = models(home.path(), &["add", smollm2().to_str().unwrap()]);
+    assert!(out.status.success());
+    let gateway = Gateway::start_in(home, key, &[]);
+    let client = reqwest::Client::new();
+    let long = serde_json::json!({
+        "model": "claude-opus-4-8", "max_tokens": 4000, "stream": true,
+        "messages": [{"role": "user", "content": "Count from 1 to 2000, one number per line."}]
+    });
+    let mut response = client
+        .post(format!("{}/v1/messages", gateway.url))
+        .header("x-api-key", &gateway.key)
+        .json(&long)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let mut seen = String::new();
+    while !seen.contains("content_block_delta") {
+        seen.push_str(&String::from_utf8_lossy(
+            &response.chunk().await.unwrap().unwrap(),
+        ));
+    }
+    // Generating: the engine keeps the CPU busy (this also proves the measurement sees it).
+    let pid = gateway.pid();
+    let busy = tokio::task::spawn_blocking(move || cores_busy(pid))
+        .await
+        .unwrap();
+    assert!(
+        busy > 0.5,
+        "generation should keep a core busy, saw {busy:.2}"
+    );
+    drop(response);
+    // Gone: the engine cancels the sequence at its next token; the process goes quiet.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let idle = tokio::task::spawn_blocking(move || cores_busy(pid))
+        .await
+        .unwrap();
+    assert!(
+        idle < 0.1,
+        "generation went on after the client left: {idle:.2} cores busy"
+    );
+    // And the expert is free for the next request.
+    let next = client
+        .post(format!("{}/v1/messages", gateway.url))
+        .header("x-api-key", &gateway.key)
+        .json(&serde_json::json!({
+            "model": "claude-opus-4-8", "max_tokens": 8,
+            "messages": [{"role": "user", "content": "Hi"}]
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(next.status(), 200);
+    let body: Value = next.json().await.unwrap();
+    assert!(
+        body["content"][0]["text"]
+            .as_str()
+            .is_some_and(|t| !t.is_empty()),
+        "{body}"
+    );
+}
+
+/// Resident memory of a process in MiB, from `/proc/PID/status`.
+fn rss_mib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse::<u64>()
+        .unwrap()
+        / 1024
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_loading_model_answers_529_then_serves_then_unloads_when_idle() {
+    let config = "[local]\nload_wait_ms = 0\nidle_unload_secs = 2\n";
+    let (home, key) = Gateway::home(config, "moe_native");
+    assert!(
+        models(home.path(), &["add", smollm2().to_str().unwrap()])
+            .status
+            .success()
+    );
+    let gateway = Gateway::start_in(home, key, &[]);
+    let before = rss_mib(gateway.pid());
+    let client = reqwest::Client::new();
+    let ask = || {
+        client
+            .post(format!("{}/v1/messages", gateway.url))
+            .header("x-api-key", &gateway.key)
+            .json(&serde_json::json!({
+                "model": "claude-opus-4-8", "max_tokens": 8,
+                "messages": [{"role": "user", "content": "Hi"}]
+            }))
+            .send()
+    };
+    let mut first_load = None;
+    for round in 0..2 {
+        // The first request starts the load and is told to come back.
+        let first = ask().await.unwrap();
+        assert_eq!(first.status(), 529, "round {round}");
+        assert_eq!(first.headers()["retry-after"], "5");
+        let body: Value = first.json().await.unwrap();
+        assert_eq!(body["error"]["type"], "overloaded_error");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("loading"),
+            "{body}"
+        );
+        // Coming back (as the SDKs do on 529) finds it loaded.
+        let mut answered = None;
+        for _ in 0..600 {
+            let response = ask().await.unwrap();
+            if response.status() == 200 {
+                answered = Some(response.json::<Value>().await.unwrap());
+                break;
+            }
+            assert_eq!(response.status(), 529);
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        let answered = answered.expect("the model never finished loading");
+        assert!(
+            answered["content"][0]["text"]
+                .as_str()
+                .is_some_and(|t| !t.is_empty())
+        );
+        let loaded = rss_mib(gateway.pid());
+        // Two idle seconds later the model is unloaded.
+        let mut unloaded = false;
+        for _ in 0..300 {
+            if gateway.log().matches("local model unloaded").count() > round {
+                unloaded = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert!(unloaded, "{}", gateway.log());
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        let after = rss_mib(gateway.pid());
+        eprintln!(
+            "round {round}: RSS {before} MiB before, {loaded} MiB loaded, {after} MiB unloaded"
+        );
+        // The allocator keeps part of the freed memory for reuse, so RSS does not fall back to
+        // where it started; but a reload must reuse it: a second copy of the model kept alive
+        // by anything would show here.
+        let grown = loaded - before;
+        match first_load {
+            None => first_load = Some(grown),
+            Some(first) => assert!(
+                grown < first + first / 2,
+                "reloading after an unload grew RSS by {grown} MiB, the first load by {first} MiB"
+            ),
+        }
     }
 }

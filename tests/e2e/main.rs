@@ -9,6 +9,7 @@ mod clients;
 mod http;
 mod llama_cpp;
 mod local;
+mod pull;
 mod remote;
 mod wiring;
 

@@ -111,6 +111,11 @@ impl Gateway {
         }
     }
 
+    /// The gateway's process id (while it runs).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(Child::id).unwrap()
+    }
+
     /// The server's log so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.stderr).unwrap_or_default()

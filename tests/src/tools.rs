@@ -90,6 +90,11 @@ pub fn utc_date() -> String {
 
 /// llama-cpp-python's OpenAI-compatible server on `port` with the SmolLM2 GGUF, 2 threads.
 pub fn spawn_llama_server(port: u16, n_ctx: u32) -> std::process::Child {
+    spawn_llama_server_with(&smollm2(), port, n_ctx)
+}
+
+/// llama.cpp's OpenAI-compatible server on `model` (2 threads, batch 512).
+pub fn spawn_llama_server_with(model: &Path, port: u16, n_ctx: u32) -> std::process::Child {
     Command::new(python())
         .args([
             "-m",
@@ -100,7 +105,7 @@ pub fn spawn_llama_server(port: u16, n_ctx: u32) -> std::process::Child {
             &port.to_string(),
         ])
         .arg("--model")
-        .arg(smollm2())
+        .arg(model)
         .args([
             "--n_ctx",
             &n_ctx.to_string(),

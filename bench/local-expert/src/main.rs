@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use moe_sovereign_e2e::gateway::binary;
-use moe_sovereign_e2e::tools::{free_port, python, smollm2, spawn_llama_server, utc_date};
+use moe_sovereign_e2e::tools::{free_port, python, smollm2, spawn_llama_server_with, utc_date};
 use serde_json::{Value, json};
 
 struct Killed(Child);
@@ -55,6 +55,7 @@ enum Engine {
 
 struct Server {
     engine: Engine,
+    label: String,
     url: String,
     key: String,
     pid: u32,
@@ -62,7 +63,8 @@ struct Server {
     _home: Option<tempfile::TempDir>,
 }
 
-fn start_ours() -> Server {
+/// Our gateway on the Q4_1 file, and the Q8_0 copy `models add` made of it (what the engine runs).
+fn start_ours() -> (Server, std::path::PathBuf) {
     let home = tempfile::tempdir().unwrap();
     let run = |args: &[&str]| {
         let out = Command::new(binary())
@@ -85,6 +87,8 @@ fn start_ours() -> Server {
         "--name",
         "smollm2",
     ]);
+    let listed: Value = serde_json::from_str(&run(&["models", "list", "--json"])).unwrap();
+    let copy = std::path::PathBuf::from(listed[0]["engine_path"].as_str().unwrap());
     let key = run(&["keys", "create"]);
     let port = free_port();
     let child = Command::new(binary())
@@ -96,21 +100,24 @@ fn start_ours() -> Server {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    Server {
+    let server = Server {
         engine: Engine::Ours,
+        label: "moe-sovereign (mistral.rs; the Q4_1 file runs as its Q8_0 copy)".into(),
         url: format!("http://127.0.0.1:{port}"),
         key,
         pid: child.id(),
         _child: Killed(child),
         _home: Some(home),
-    }
+    };
+    (server, copy)
 }
 
-fn start_llama_cpp() -> Server {
+fn start_llama_cpp(model: &std::path::Path, label: &str) -> Server {
     let port = free_port();
-    let child = spawn_llama_server(port, 8192);
+    let child = spawn_llama_server_with(model, port, 8192);
     Server {
         engine: Engine::LlamaCpp,
+        label: label.into(),
         url: format!("http://127.0.0.1:{port}"),
         key: String::new(),
         pid: child.id(),
@@ -259,10 +266,20 @@ fn main() {
     let short_user = "Write a haiku about the sea.";
     let rows = runtime.block_on(async {
         let mut rows = Vec::new();
-        for engine in [Engine::Ours, Engine::LlamaCpp] {
+        let mut copy = None;
+        let mut ours = None;
+        for engine in 0..3 {
             let server = match engine {
-                Engine::Ours => start_ours(),
-                Engine::LlamaCpp => start_llama_cpp(),
+                0 => {
+                    let (server, q8_0) = start_ours();
+                    copy = Some(q8_0);
+                    server
+                }
+                1 => start_llama_cpp(&smollm2(), "llama.cpp (the Q4_1 file)"),
+                _ => start_llama_cpp(
+                    copy.as_deref().unwrap(),
+                    "llama.cpp (our Q8_0 copy: the same tensors ours runs)",
+                ),
             };
             // Each engine runs alone on the machine.
             wait_ready(&client, &server).await;
@@ -284,13 +301,18 @@ fn main() {
             )
             .await;
             let rss = peak_rss_mib(server.pid);
-            rows.push((engine, decode, cold, warm, rss, server));
+            rows.push((server.label.clone(), decode, cold, warm, rss));
+            // Ours stays up to count tokens for llama.cpp (its server reports no usage when
+            // streaming); the others go as soon as they are measured.
+            if engine == 0 {
+                ours = Some(server);
+            }
         }
-        let ours = &rows[0].5;
-        let prompt = count(&client, ours, &system, "Summarise rule 3 in five words.").await;
-        let short = count(&client, ours, "You are a poet.", short_user).await;
+        let ours = ours.unwrap();
+        let prompt = count(&client, &ours, &system, "Summarise rule 3 in five words.").await;
+        let short = count(&client, &ours, "You are a poet.", short_user).await;
         rows.into_iter()
-            .map(|(engine, mut decode, mut cold, mut warm, rss, _)| {
+            .map(|(label, mut decode, mut cold, mut warm, rss)| {
                 for (run, n) in [
                     (&mut decode, short),
                     (&mut cold, prompt),
@@ -300,7 +322,7 @@ fn main() {
                         run.input = n;
                     }
                 }
-                (engine, decode, cold, warm, rss)
+                (label, decode, cold, warm, rss)
             })
             .collect::<Vec<_>>()
     });
@@ -313,20 +335,16 @@ fn main() {
     let mut md = String::from("# Local expert vs llama.cpp\n\n");
     let _ = writeln!(
         md,
-        "Measured {} on this machine ({} cores), `cargo run --release -p local-expert`. Same file (SmolLM2-135M-Instruct Q4_1), 2 threads, greedy, streamed over HTTP. llama.cpp = `llama-cpp-python[server]=={version}` built here (`--n_threads 2 --n_batch 512`). Ours = mistral.rs 0.8.1 in `moe-sovereign serve`, built with `-C target-cpu=x86-64-v3`, untuned defaults.\n",
+        "Measured {} on this machine ({} cores), `cargo run --release -p local-expert`. Same file (SmolLM2-135M-Instruct Q4_1), 2 threads, greedy, streamed over HTTP. llama.cpp = `llama-cpp-python[server]=={version}` built here (`--n_threads 2 --n_batch 512`). Ours = mistral.rs 0.8.1 in `moe-sovereign serve`, built with `-C target-cpu=x86-64-v3`, F32 activations, the Q4_1 file's tensors rewritten as Q8_0 by `models add`.\n",
         utc_date(),
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     md.push_str("| engine | decode tok/s (short prompt, 128 out) | prefill tok/s (cold, long prompt) | TTFT cold (s) | TTFT warm, same prefix (s) | warm/cold | peak RSS (MiB) |\n|---|---|---|---|---|---|---|\n");
-    for (engine, decode, cold, warm, rss) in &rows {
+    for (label, decode, cold, warm, rss) in &rows {
         let _ = writeln!(
             md,
             "| {} | {:.1} ({} tokens) | {:.0} ({} tokens) | {:.3} | {:.3} | {:.2} | {:.0} |",
-            if *engine == Engine::Ours {
-                "moe-sovereign (mistral.rs)"
-            } else {
-                "llama.cpp"
-            },
+            label,
             decode.decode(),
             decode.output,
             cold.prefill(),

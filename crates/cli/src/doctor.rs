@@ -135,11 +135,11 @@ fn run(checks: &mut Checks) {
         Ok(models) if models.is_empty() && config.experts.is_empty() => checks.add(
             "models",
             Level::Fail,
-            "no model and no expert: `moe-sovereign models add FILE.gguf`",
+            "no model and no expert: `moe-sovereign models pull` (online) or `models add FILE.gguf`",
         ),
         Ok(models) => {
             for model in &models {
-                if model.path.is_file() {
+                if model.engine_file().is_file() {
                     checks.add(
                         format!("model {}", model.name),
                         Level::Ok,
@@ -150,8 +150,8 @@ fn run(checks: &mut Checks) {
                         format!("model {}", model.name),
                         Level::Fail,
                         format!(
-                            "{} is gone; `models remove {}` or put it back",
-                            model.path.display(),
+                            "{} is gone; `models remove {}` and add it again",
+                            model.engine_file().display(),
                             model.name
                         ),
                     );

@@ -151,8 +151,9 @@ fn serve(
         .await?;
         if server.expert_count() == 0 {
             tracing::warn!(
-                "no model yet: requests are refused until you register one. Offline: `moe-sovereign models add FILE.gguf` \
-                 with a GGUF chat model you have (e.g. SmolLM2-135M-Instruct); or add an [[experts]] entry for a model server to {}",
+                "no model yet: requests are refused until you register one. Online: `moe-sovereign models pull` fetches \
+                 the default small model (SmolLM2-135M-Instruct, ~90 MiB). Offline: `moe-sovereign models add FILE.gguf` \
+                 with a GGUF chat model you have; or add an [[experts]] entry for a model server to {}",
                 config_path.display()
             );
         }

@@ -1,10 +1,12 @@
 //! `models`: the local model registry.
 
-use std::io::Write;
-use std::path::PathBuf;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
-use moe_sovereign_local::Registry;
+use indicatif::{ProgressBar, ProgressStyle};
+use moe_sovereign_hub::{self as hub, Hub};
+use moe_sovereign_local::{ModelEntry, Registry};
 use moe_sovereign_runtime::Home;
 
 #[derive(Debug, Subcommand)]
@@ -13,6 +15,18 @@ pub enum ModelsCommand {
     Add {
         /// The .gguf file.
         file: PathBuf,
+        /// Name to refer to it by (default: the file name).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Download a GGUF file from Hugging Face (or `HF_ENDPOINT`), verify it and register it.
+    /// Resumes an interrupted download. Without REPO: the default small model, SmolLM2-135M-Instruct.
+    Pull {
+        /// `owner/name` of the repository.
+        repo: Option<String>,
+        /// Which file (default: the only GGUF file, or the Q4_K_M one).
+        #[arg(long)]
+        file: Option<String>,
         /// Name to refer to it by (default: the file name).
         #[arg(long)]
         name: Option<String>,
@@ -30,6 +44,81 @@ pub enum ModelsCommand {
     },
 }
 
+fn report_added(entry: &ModelEntry) {
+    eprintln!(
+        "added {} ({}, {}, {}, context {})",
+        entry.name,
+        entry.architecture,
+        entry.quantization,
+        mib(entry.size),
+        entry
+            .context_length
+            .map_or("unknown".into(), |c| c.to_string())
+    );
+    if let Some(copy) = &entry.engine_path {
+        eprintln!(
+            "{} has no fast CPU kernel in the engine: it runs from a Q8_0 copy ({}), about 1.4x faster",
+            entry.quantization,
+            copy.display()
+        );
+    }
+}
+
+/// The quantization column: what the file has, and what the engine runs when it differs.
+fn quant_label(entry: &ModelEntry) -> String {
+    match entry.engine_path {
+        Some(_) => format!("{}>Q8_0", entry.quantization),
+        None => entry.quantization.clone(),
+    }
+}
+
+/// Downloads `file` (or the repository's obvious GGUF file) of `repo` into `dir/<owner>--<name>`,
+/// with a progress bar on a terminal and a line per 10% otherwise.
+fn pull(repo: &str, file: Option<&str>, dir: &Path) -> anyhow::Result<PathBuf> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let hub = Hub::from_env()?;
+        let file = hub.choose(repo, file).await?;
+        let remote = hub.resolve(repo, &file).await?;
+        eprintln!(
+            "pulling {repo}/{file} ({}, sha256 {})",
+            mib(remote.size),
+            &remote.sha256[..12]
+        );
+        let bar = if std::io::stderr().is_terminal() {
+            let bar = ProgressBar::new(remote.size);
+            bar.set_style(ProgressStyle::with_template(
+                "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+            )?);
+            Some(bar)
+        } else {
+            None
+        };
+        let mut reported = 0;
+        let target = dir.join(repo.replace('/', "--"));
+        let result = hub
+            .download(&remote, &target, |p| match &bar {
+                Some(bar) => bar.set_position(p.done),
+                None => {
+                    let tenth = p.done * 10 / p.total.max(1);
+                    if tenth > reported {
+                        reported = tenth;
+                        eprintln!("{}% ({} of {})", tenth * 10, mib(p.done), mib(p.total));
+                    }
+                }
+            })
+            .await;
+        if let Some(bar) = bar {
+            bar.finish_and_clear();
+        }
+        let path = result?;
+        eprintln!("verified {}", path.display());
+        anyhow::Ok(path)
+    })
+}
+
 fn mib(bytes: u64) -> String {
     format!("{:.0} MiB", bytes as f64 / (1024.0 * 1024.0))
 }
@@ -40,16 +129,25 @@ pub fn models(command: ModelsCommand) -> anyhow::Result<()> {
     match command {
         ModelsCommand::Add { file, name } => {
             let entry = registry.add(&file, name.as_deref())?;
-            eprintln!(
-                "added {} ({}, {}, {}, context {})",
-                entry.name,
-                entry.architecture,
-                entry.quantization,
-                mib(entry.size),
-                entry
-                    .context_length
-                    .map_or("unknown".into(), |c| c.to_string())
-            );
+            report_added(&entry);
+        }
+        ModelsCommand::Pull { repo, file, name } => {
+            let (repo, file) = match repo {
+                Some(repo) => (repo, file),
+                None => (
+                    hub::DEFAULT_REPO.to_owned(),
+                    file.or(Some(hub::DEFAULT_FILE.to_owned())),
+                ),
+            };
+            let path = pull(&repo, file.as_deref(), &home.dir().join("models"))?;
+            let entry = match registry.add(&path, name.as_deref()) {
+                Ok(entry) => entry,
+                Err(e) => {
+                    // Not registered: the file is kept so a `models add` can retry without a download.
+                    anyhow::bail!("{e} (the download is kept at {})", path.display())
+                }
+            };
+            report_added(&entry);
         }
         ModelsCommand::List { json } => {
             let models = registry.list()?;
@@ -61,16 +159,16 @@ pub fn models(command: ModelsCommand) -> anyhow::Result<()> {
                 let mut out = std::io::stdout().lock();
                 writeln!(
                     out,
-                    "{:<28} {:<10} {:<8} {:>9} {:>8}  PATH",
+                    "{:<28} {:<10} {:<10} {:>9} {:>8}  PATH",
                     "NAME", "ARCH", "QUANT", "SIZE", "CONTEXT"
                 )?;
                 for m in models {
                     writeln!(
                         out,
-                        "{:<28} {:<10} {:<8} {:>9} {:>8}  {}",
+                        "{:<28} {:<10} {:<10} {:>9} {:>8}  {}",
                         m.name,
                         m.architecture,
-                        m.quantization,
+                        quant_label(&m),
                         mib(m.size),
                         m.context_length.map_or("?".into(), |c| c.to_string()),
                         m.path.display()

@@ -34,8 +34,51 @@ pub struct GgufInfo {
     pub context_length: Option<u64>,
     /// File size in bytes.
     pub size: u64,
-    /// Whether the file has a chat template.
-    pub chat_template: bool,
+    /// The chat template (Jinja).
+    pub chat_template: String,
+    /// Where everything is in the file.
+    pub layout: Layout,
+}
+
+/// The byte layout of a GGUF file, enough to rewrite its tensors.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layout {
+    /// Offset just past the metadata (where the tensor infos begin).
+    pub metadata_end: u64,
+    /// Offset of `general.file_type`'s u32 value, when it is one.
+    pub file_type_at: Option<u64>,
+    /// Tensor data alignment.
+    pub alignment: u64,
+    /// Offset of the tensor data.
+    pub data_start: u64,
+    /// The tensors, in file order.
+    pub tensors: Vec<TensorInfo>,
+}
+
+/// One tensor's header entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TensorInfo {
+    /// Name.
+    pub name: String,
+    /// Dimensions, innermost first.
+    pub dims: Vec<u64>,
+    /// ggml type id.
+    pub kind: u32,
+    /// Offset from the data start.
+    pub offset: u64,
+}
+
+impl TensorInfo {
+    /// Elements in the tensor.
+    pub fn elements(&self) -> u64 {
+        self.dims.iter().product()
+    }
+
+    /// Bytes of data of a tensor of these dimensions stored as `kind`.
+    pub fn bytes_as(&self, kind: u32) -> Option<u64> {
+        let (per_block, bytes) = block(kind)?;
+        Some(self.elements().div_ceil(per_block) * bytes)
+    }
 }
 
 /// Why a file is not a usable model. The message is one line, meant for the user.
@@ -150,7 +193,7 @@ fn type_size(kind: u32) -> Option<u64> {
 }
 
 /// (elements per block, bytes per block) of ggml tensor types candle can load.
-fn block(kind: u32) -> Option<(u64, u64)> {
+pub(crate) fn block(kind: u32) -> Option<(u64, u64)> {
     Some(match kind {
         0 => (1, 4),      // F32
         1 => (1, 2),      // F16
@@ -221,9 +264,18 @@ pub fn inspect(path: &Path) -> Result<GgufInfo, GgufError> {
         return err("the header claims impossibly many entries (corrupt file?)");
     }
     let mut meta = HashMap::new();
+    let mut file_type_at = None;
+    let position = |r: &mut Reader<BufReader<File>>| {
+        r.inner
+            .stream_position()
+            .or_else(|e| err(format!("cannot read {}: {e}", path.display())))
+    };
     for _ in 0..kvs {
         let key = r.string(1 << 16)?.unwrap_or_default();
         let kind = r.u32()?;
+        if key == "general.file_type" && kind == 4 {
+            file_type_at = Some(position(&mut r)?);
+        }
         let value = r.value(kind)?;
         meta.insert(key, value);
     }
@@ -255,14 +307,15 @@ pub fn inspect(path: &Path) -> Result<GgufInfo, GgufError> {
     if !meta.contains_key("tokenizer.ggml.tokens") {
         return err("the file has no tokenizer vocabulary (tokenizer.ggml.tokens)");
     }
-    let chat_template = meta.contains_key("tokenizer.chat_template");
-    if !chat_template {
+    let Some(chat_template) = text("tokenizer.chat_template") else {
         return err(
             "the file has no chat template (tokenizer.chat_template): it is a base model, not a chat model",
         );
-    }
+    };
 
+    let metadata_end = position(&mut r)?;
     let mut data_end = 0u64;
+    let mut infos = Vec::new();
     for _ in 0..tensors {
         let name = r.string(1 << 12)?.unwrap_or_default();
         let dims = r.u32()?;
@@ -272,8 +325,11 @@ pub fn inspect(path: &Path) -> Result<GgufInfo, GgufError> {
             ));
         }
         let mut elements = 1u64;
+        let mut shape = Vec::new();
         for _ in 0..dims {
-            elements = elements.saturating_mul(r.u64()?);
+            let dim = r.u64()?;
+            shape.push(dim);
+            elements = elements.saturating_mul(dim);
         }
         let kind = r.u32()?;
         let offset = r.u64()?;
@@ -284,6 +340,12 @@ pub fn inspect(path: &Path) -> Result<GgufInfo, GgufError> {
         })?;
         let nbytes = elements.div_ceil(per_block).saturating_mul(bytes);
         data_end = data_end.max(offset.saturating_add(nbytes));
+        infos.push(TensorInfo {
+            name,
+            dims: shape,
+            kind,
+            offset,
+        });
     }
     let alignment = int("general.alignment").unwrap_or(32).max(1);
     let header_end = r
@@ -304,6 +366,13 @@ pub fn inspect(path: &Path) -> Result<GgufInfo, GgufError> {
         architecture,
         size,
         chat_template,
+        layout: Layout {
+            metadata_end,
+            file_type_at,
+            alignment,
+            data_start,
+            tensors: infos,
+        },
     })
 }
 
@@ -362,7 +431,7 @@ mod tests {
     fn a_complete_llama_file_passes() {
         let info = check(&gguf(CHAT, 8, 32)).unwrap();
         assert_eq!(info.architecture, "llama");
-        assert!(info.chat_template);
+        assert_eq!(info.chat_template, "{{ messages }}");
     }
 
     #[test]

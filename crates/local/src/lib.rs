@@ -4,14 +4,21 @@
 //! Layout:
 //! - [`gguf`]: reads and validates GGUF headers before the engine sees a file;
 //! - [`registry`]: `models.json`, the registered models;
+//! - [`convert`]: tensors without a fast CPU kernel rewritten as Q8_0 when a model is added;
+//! - [`resident`]: which models are in memory (lazy load, memory budget, idle unload);
+//! - [`tools`]: tools for templates that cannot render them, forced calls as constraints;
 //! - [`expert`]: [`LocalExpert`], the `Expert` over a loaded model.
 
+pub mod convert;
 pub mod expert;
 pub mod gguf;
 pub mod registry;
+pub mod resident;
+pub mod tools;
 
 pub use expert::LocalExpert;
 pub use registry::{ModelEntry, Registry};
+pub use resident::{Residency, ResidencyPolicy};
 
 /// What can go wrong with local models.
 #[derive(Debug, thiserror::Error)]

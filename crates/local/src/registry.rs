@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::LocalError;
 use crate::gguf::{GgufInfo, inspect};
+use crate::{LocalError, convert};
 
 /// One registered model.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -23,6 +23,17 @@ pub struct ModelEntry {
     pub size: u64,
     /// Context length from the file.
     pub context_length: Option<u64>,
+    /// The copy the engine runs, when the file's tensor types have no fast CPU kernel and were
+    /// rewritten as Q8_0 (see [`crate::convert`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine_path: Option<PathBuf>,
+}
+
+impl ModelEntry {
+    /// The file the engine loads.
+    pub fn engine_file(&self) -> &Path {
+        self.engine_path.as_deref().unwrap_or(&self.path)
+    }
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -36,6 +47,7 @@ struct RegistryFile {
 #[derive(Debug, Clone)]
 pub struct Registry {
     path: PathBuf,
+    converted: PathBuf,
 }
 
 impl Registry {
@@ -43,6 +55,7 @@ impl Registry {
     pub fn new(home: &Path) -> Self {
         Self {
             path: home.join("models.json"),
+            converted: home.join("models").join("converted"),
         }
     }
 
@@ -113,6 +126,14 @@ impl Registry {
                 "a model called {name:?} is already registered (remove it first or pass --name)"
             )));
         }
+        let engine_path = if convert::worth_converting(&info) {
+            let target = self.converted.join(format!("{name}.Q8_0.gguf"));
+            convert::to_q8_0(&path, &info, &target)
+                .map_err(|e| LocalError::Invalid(format!("converting to Q8_0: {e}")))?;
+            Some(target)
+        } else {
+            None
+        };
         let entry = ModelEntry {
             name,
             path,
@@ -120,6 +141,7 @@ impl Registry {
             quantization: info.quantization,
             size: info.size,
             context_length: info.context_length,
+            engine_path,
         };
         file.models.push(entry.clone());
         self.write(&file)?;
@@ -136,6 +158,10 @@ impl Registry {
             .ok_or_else(|| LocalError::UnknownModel(name.to_owned()))?;
         let entry = file.models.remove(position);
         self.write(&file)?;
+        if let Some(ours) = &entry.engine_path {
+            // Our own converted copy; the user's file is never touched.
+            let _ = std::fs::remove_file(ours);
+        }
         Ok(entry)
     }
 }

@@ -24,6 +24,8 @@ struct RawConfig {
     #[serde(default)]
     gateway: RawGateway,
     #[serde(default)]
+    local: RawLocal,
+    #[serde(default)]
     experts: Vec<RawExpert>,
     #[serde(default)]
     profiles: BTreeMap<Spanned<String>, RawProfile>,
@@ -35,6 +37,14 @@ struct RawGateway {
     ping_interval_ms: Option<u64>,
     first_event_timeout_ms: Option<u64>,
     max_body_mib: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLocal {
+    idle_unload_secs: Option<u64>,
+    memory_budget_mib: Option<u64>,
+    load_wait_ms: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -109,6 +119,18 @@ pub struct GatewayTuning {
     pub max_body_bytes: usize,
 }
 
+/// How local models share memory (`[local]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalTuning {
+    /// Unload a model unused this long (`idle_unload_secs`, 0 = never; default 15 min).
+    pub idle_unload: Option<Duration>,
+    /// Bytes of model files resident at once (`memory_budget_mib`, 0 = no limit); `None`: 60%
+    /// of this machine's memory.
+    pub memory_budget: Option<Option<u64>>,
+    /// How long a request waits for a model to load before a 529 (`load_wait_ms`, default 30 s).
+    pub load_wait: Duration,
+}
+
 /// The validated configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -120,6 +142,8 @@ pub struct Config {
     pub secret_store: SecretStoreKind,
     /// Gateway tunables.
     pub gateway: GatewayTuning,
+    /// Local model residency.
+    pub local: LocalTuning,
     /// Experts, in file order.
     pub experts: Vec<ExpertConfig>,
     /// Profile → expert name.
@@ -138,6 +162,11 @@ impl Default for Config {
                 ping_interval: Duration::from_secs(10),
                 first_event_timeout: Duration::from_secs(5),
                 max_body_bytes: 32 * 1024 * 1024,
+            },
+            local: LocalTuning {
+                idle_unload: Some(Duration::from_secs(15 * 60)),
+                memory_budget: None,
+                load_wait: Duration::from_secs(30),
             },
             experts: Vec::new(),
             profiles: Vec::new(),
@@ -267,6 +296,16 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
     }
     if let Some(mib) = g.max_body_mib {
         config.gateway.max_body_bytes = mib.saturating_mul(1024 * 1024);
+    }
+    let l = &raw.local;
+    if let Some(secs) = l.idle_unload_secs {
+        config.local.idle_unload = (secs > 0).then(|| Duration::from_secs(secs));
+    }
+    if let Some(mib) = l.memory_budget_mib {
+        config.local.memory_budget = Some((mib > 0).then(|| mib.saturating_mul(1024 * 1024)));
+    }
+    if let Some(ms) = l.load_wait_ms {
+        config.local.load_wait = Duration::from_millis(ms);
     }
 
     for expert in &raw.experts {

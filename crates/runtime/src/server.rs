@@ -10,7 +10,7 @@ use moe_sovereign_experts::openai::OpenAiExpert;
 use moe_sovereign_experts::{Expert, RouteTable, Secret};
 use moe_sovereign_gateway::{GatewayState, Settings};
 use moe_sovereign_keys::SecretStore;
-use moe_sovereign_local::{LocalExpert, Registry};
+use moe_sovereign_local::{LocalExpert, Registry, Residency, ResidencyPolicy};
 use moe_sovereign_wiring::watch::{Event as WiringEvent, Watcher};
 use tokio::net::TcpListener;
 use tokio::sync::broadcast;
@@ -136,6 +136,21 @@ pub async fn start(
     })
 }
 
+/// `[local]` as the residency's policy; the default budget is 60% of this machine's memory.
+fn residency_policy(local: &crate::config::LocalTuning) -> ResidencyPolicy {
+    let memory_budget = local.memory_budget.unwrap_or_else(|| {
+        let mut system = sysinfo::System::new().ok()?;
+        system.refresh_memory();
+        let total = system.total_memory();
+        (total > 0).then(|| total / 10 * 6)
+    });
+    ResidencyPolicy {
+        memory_budget,
+        idle_unload: local.idle_unload,
+        load_wait: local.load_wait,
+    }
+}
+
 fn build_experts(
     config: &Config,
     store: &SecretStore,
@@ -148,13 +163,14 @@ fn build_experts(
         column: 1,
         message,
     };
+    let residency = Residency::new(residency_policy(&config.local));
     if config.experts.is_empty() {
         // No experts configured: the first registered model serves every profile.
         match registry.list() {
             Ok(models) => {
                 if let Some(entry) = models.into_iter().next() {
                     let name = entry.name.clone();
-                    experts.push(Arc::new(LocalExpert::new(&name, entry)));
+                    experts.push(Arc::new(LocalExpert::new(&name, entry, &residency)));
                 }
             }
             Err(error) => problems.push(problem(error.to_string())),
@@ -195,7 +211,9 @@ fn build_experts(
         let model = expert.model.clone();
         if expert.kind == ExpertKind::Local {
             match registry.get(model.as_deref().unwrap_or_default()) {
-                Ok(entry) => experts.push(Arc::new(LocalExpert::new(&expert.name, entry))),
+                Ok(entry) => {
+                    experts.push(Arc::new(LocalExpert::new(&expert.name, entry, &residency)))
+                }
                 Err(error) => problems.push(problem(format!("expert {:?}: {error}", expert.name))),
             }
             continue;
