@@ -116,6 +116,20 @@ async fn eight_concurrent_streams_all_end_cleanly() {
     }
 }
 
+/// A short non-streaming request.
+async fn say_hi(client: &reqwest::Client, gateway: &Gateway) -> reqwest::Response {
+    client
+        .post(format!("{}/v1/messages", gateway.url))
+        .header("x-api-key", &gateway.key)
+        .json(&serde_json::json!({
+            "model": "claude-opus-4-8", "max_tokens": 8,
+            "messages": [{"role": "user", "content": "Hi"}]
+        }))
+        .send()
+        .await
+        .unwrap()
+}
+
 /// CPU seconds (user + system) the process has used so far, from `/proc/PID/stat`.
 fn cpu_seconds(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
@@ -177,16 +191,7 @@ async fn a_client_disconnect_stops_generation_and_frees_the_expert() {
         "generation went on after the client left: {idle:.2} cores busy"
     );
     // And the expert is free for the next request.
-    let next = client
-        .post(format!("{}/v1/messages", gateway.url))
-        .header("x-api-key", &gateway.key)
-        .json(&serde_json::json!({
-            "model": "claude-opus-4-8", "max_tokens": 8,
-            "messages": [{"role": "user", "content": "Hi"}]
-        }))
-        .send()
-        .await
-        .unwrap();
+    let next = say_hi(&client, &gateway).await;
     assert_eq!(next.status(), 200);
     let body: Value = next.json().await.unwrap();
     assert!(
@@ -221,20 +226,11 @@ async fn a_loading_model_answers_529_then_serves_then_unloads_when_idle() {
     let gateway = Gateway::start_in(home, key, &[]);
     let before = rss_mib(gateway.pid());
     let client = reqwest::Client::new();
-    let ask = || {
-        client
-            .post(format!("{}/v1/messages", gateway.url))
-            .header("x-api-key", &gateway.key)
-            .json(&serde_json::json!({
-                "model": "claude-opus-4-8", "max_tokens": 8,
-                "messages": [{"role": "user", "content": "Hi"}]
-            }))
-            .send()
-    };
+    let ask = || say_hi(&client, &gateway);
     let mut first_load = None;
     for round in 0..2 {
         // The first request starts the load and is told to come back.
-        let first = ask().await.unwrap();
+        let first = ask().await;
         assert_eq!(first.status(), 529, "round {round}");
         assert_eq!(first.headers()["retry-after"], "5");
         let body: Value = first.json().await.unwrap();
@@ -249,7 +245,7 @@ async fn a_loading_model_answers_529_then_serves_then_unloads_when_idle() {
         // Coming back (as the SDKs do on 529) finds it loaded.
         let mut answered = None;
         for _ in 0..600 {
-            let response = ask().await.unwrap();
+            let response = ask().await;
             if response.status() == 200 {
                 answered = Some(response.json::<Value>().await.unwrap());
                 break;

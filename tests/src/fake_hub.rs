@@ -3,7 +3,6 @@
 //! `X-Linked-Etag` / `X-Linked-Size`, and storage honours `Range`. It can break a transfer off
 //! after some bytes (to prove resuming) or serve one flipped byte (to prove verification).
 
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
@@ -67,29 +66,11 @@ impl FakeHub {
             .route("/{owner}/{name}/resolve/main/{file}", get(resolve))
             .route("/storage/{file}", get(storage))
             .with_state(hub.clone());
-        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-                addr_tx.send(listener.local_addr().unwrap()).unwrap();
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(async {
-                        let _ = stop_rx.await;
-                    })
-                    .await
-                    .unwrap();
-            });
-        });
-        let addr: SocketAddr = addr_rx.recv().unwrap();
+        let (addr, stop) = crate::fake_upstream::serve_in_thread(app);
         Self {
             url: format!("http://{addr}"),
             hub,
-            _stop: stop_tx,
+            _stop: stop,
         }
     }
 

@@ -79,34 +79,11 @@ impl FakeUpstream {
             key: key.map(str::to_owned),
             ..Shared::default()
         });
-        let app = router(shared.clone());
-        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-                addr_tx.send(listener.local_addr().unwrap()).unwrap();
-                let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-                    let _ = tcp.set_nodelay(true);
-                });
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(async {
-                        let _ = stop_rx.await;
-                    })
-                    .await
-                    .unwrap();
-            });
-        });
-        let addr: SocketAddr = addr_rx.recv().unwrap();
+        let (addr, stop) = serve_in_thread(router(shared.clone()));
         Self {
             url: format!("http://{addr}"),
             shared,
-            _stop: stop_tx,
+            _stop: stop,
         }
     }
 
@@ -124,6 +101,33 @@ impl FakeUpstream {
     pub fn completed(&self) -> usize {
         self.shared.completed.load(Ordering::SeqCst)
     }
+}
+
+/// Serves `app` on a loopback port from a thread of its own until the sender is dropped.
+pub(crate) fn serve_in_thread(app: Router) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            addr_tx.send(listener.local_addr().unwrap()).unwrap();
+            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = stop_rx.await;
+                })
+                .await
+                .unwrap();
+        });
+    });
+    (addr_rx.recv().unwrap(), stop_tx)
 }
 
 /// The axum app of a fake upstream (also used in-process by the benchmark).

@@ -263,7 +263,17 @@ fn main() {
             "Rule {i}: keep functions small, name things for what they do, test behaviour not implementation, and never log secrets."
         );
     }
-    let short_user = "Write a haiku about the sea.";
+    let short_user = "Tell a long story about a lighthouse keeper and the sea.";
+    // A medium prompt (~1.1k tokens) whose first words differ, so no engine reuses the long one.
+    let medium: String = format!(
+        "You are a code reviewer.\n{}",
+        system
+            .lines()
+            .skip(1)
+            .take(40)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
     let rows = runtime.block_on(async {
         let mut rows = Vec::new();
         let mut copy = None;
@@ -300,8 +310,16 @@ fn main() {
                 16,
             )
             .await;
+            let mid = generate(
+                &client,
+                &server,
+                &medium,
+                "Summarise rule 5 in five words.",
+                16,
+            )
+            .await;
             let rss = peak_rss_mib(server.pid);
-            rows.push((server.label.clone(), decode, cold, warm, rss));
+            rows.push((server.label.clone(), decode, mid, cold, warm, rss));
             // Ours stays up to count tokens for llama.cpp (its server reports no usage when
             // streaming); the others go as soon as they are measured.
             if engine == 0 {
@@ -311,10 +329,12 @@ fn main() {
         let ours = ours.unwrap();
         let prompt = count(&client, &ours, &system, "Summarise rule 3 in five words.").await;
         let short = count(&client, &ours, "You are a poet.", short_user).await;
+        let mid_prompt = count(&client, &ours, &medium, "Summarise rule 5 in five words.").await;
         rows.into_iter()
-            .map(|(label, mut decode, mut cold, mut warm, rss)| {
+            .map(|(label, mut decode, mut mid, mut cold, mut warm, rss)| {
                 for (run, n) in [
                     (&mut decode, short),
+                    (&mut mid, mid_prompt),
                     (&mut cold, prompt),
                     (&mut warm, prompt),
                 ] {
@@ -322,7 +342,7 @@ fn main() {
                         run.input = n;
                     }
                 }
-                (label, decode, cold, warm, rss)
+                (label, decode, mid, cold, warm, rss)
             })
             .collect::<Vec<_>>()
     });
@@ -339,14 +359,16 @@ fn main() {
         utc_date(),
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
-    md.push_str("| engine | decode tok/s (short prompt, 128 out) | prefill tok/s (cold, long prompt) | TTFT cold (s) | TTFT warm, same prefix (s) | warm/cold | peak RSS (MiB) |\n|---|---|---|---|---|---|---|\n");
-    for (label, decode, cold, warm, rss) in &rows {
+    md.push_str("| engine | decode tok/s (short prompt, up to 128 out) | prefill tok/s (cold, medium prompt) | prefill tok/s (cold, long prompt) | TTFT cold, long (s) | TTFT warm, same prefix (s) | warm/cold | peak RSS (MiB) |\n|---|---|---|---|---|---|---|---|\n");
+    for (label, decode, mid, cold, warm, rss) in &rows {
         let _ = writeln!(
             md,
-            "| {} | {:.1} ({} tokens) | {:.0} ({} tokens) | {:.3} | {:.3} | {:.2} | {:.0} |",
+            "| {} | {:.1} ({} tokens) | {:.0} ({} tokens) | {:.0} ({} tokens) | {:.3} | {:.3} | {:.2} | {:.0} |",
             label,
             decode.decode(),
             decode.output,
+            mid.prefill(),
+            mid.input,
             cold.prefill(),
             cold.input,
             cold.ttft,

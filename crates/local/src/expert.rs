@@ -378,7 +378,6 @@ fn prepare(body: &MessagesRequest, renders_tools: bool) -> Result<Prepared, Expe
         let role = message["role"].as_str().unwrap_or("user").to_owned();
         map.insert("role".into(), Either::Left(role));
         let content = match &message["content"] {
-            Value::String(text) => text.clone(),
             Value::Array(parts) if parts.iter().any(|p| p["type"] != "text") => {
                 return Err(ExpertError::BadRequest(
                     "this local model reads text only: remove the image blocks or route the \
@@ -386,12 +385,7 @@ fn prepare(body: &MessagesRequest, renders_tools: bool) -> Result<Prepared, Expe
                         .into(),
                 ));
             }
-            Value::Array(parts) => parts
-                .iter()
-                .filter_map(|p| p["text"].as_str())
-                .collect::<Vec<_>>()
-                .join("\n\n"),
-            _ => String::new(),
+            content => tools::text_of(content),
         };
         map.insert("content".into(), Either::Left(content));
         if let Some(id) = message["tool_call_id"].as_str() {

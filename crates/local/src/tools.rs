@@ -107,7 +107,8 @@ pub fn fold_into_text(messages: &mut Vec<Value>, tools: &[Value], choice: &Choic
     }
 }
 
-fn text_of(content: &Value) -> String {
+/// The text of an OpenAI-shaped `content`: a string, or its text parts joined by blank lines.
+pub(crate) fn text_of(content: &Value) -> String {
     match content {
         Value::String(text) => text.clone(),
         Value::Array(parts) => parts
