@@ -229,6 +229,34 @@ async fn count(client: &reqwest::Client, ours: &Server, system: &str, user: &str
     v["input_tokens"].as_u64().unwrap()
 }
 
+/// Milliseconds to count (ours: `count_tokens`, chat template included) or tokenize (llama.cpp:
+/// `/extras/tokenize`, raw text) a `system` prompt, 20 calls in a row: (p50, max, tokens).
+async fn time_counting(client: &reqwest::Client, server: &Server, system: &str) -> (f64, f64, u64) {
+    let mut times = Vec::new();
+    let mut tokens = 0;
+    for _ in 0..20 {
+        let started = Instant::now();
+        let request = match server.engine {
+            Engine::Ours => client
+                .post(format!("{}/v1/messages/count_tokens", server.url))
+                .header("x-api-key", &server.key)
+                .json(&json!({"model": "claude-moe-native", "system": system,
+                    "messages": [{"role": "user", "content": "Summarise the rules."}]})),
+            Engine::LlamaCpp => client
+                .post(format!("{}/extras/tokenize", server.url))
+                .json(&json!({"model": "smollm2", "input": system})),
+        };
+        let v: Value = request.send().await.unwrap().json().await.unwrap();
+        times.push(started.elapsed().as_secs_f64() * 1000.0);
+        tokens = v["input_tokens"]
+            .as_u64()
+            .or_else(|| v["tokens"].as_array().map(|t| t.len() as u64))
+            .unwrap();
+    }
+    times.sort_by(f64::total_cmp);
+    (times[times.len() / 2], times[times.len() - 1], tokens)
+}
+
 /// Waits for the server to listen, then runs one tiny generation (which loads the model).
 async fn wait_ready(client: &reqwest::Client, server: &Server) {
     let probe = match server.engine {
@@ -274,8 +302,11 @@ fn main() {
             .collect::<Vec<_>>()
             .join("\n")
     );
-    let rows = runtime.block_on(async {
+    // A Claude-Code-sized body for counting (~24k tokens; counting ignores the context limit).
+    let huge = system.repeat(4);
+    let (rows, counting) = runtime.block_on(async {
         let mut rows = Vec::new();
+        let mut counting = Vec::new();
         let mut copy = None;
         let mut ours = None;
         for engine in 0..3 {
@@ -319,6 +350,10 @@ fn main() {
             )
             .await;
             let rss = peak_rss_mib(server.pid);
+            counting.push((
+                server.label.clone(),
+                time_counting(&client, &server, &huge).await,
+            ));
             rows.push((server.label.clone(), decode, mid, cold, warm, rss));
             // Ours stays up to count tokens for llama.cpp (its server reports no usage when
             // streaming); the others go as soon as they are measured.
@@ -330,7 +365,8 @@ fn main() {
         let prompt = count(&client, &ours, &system, "Summarise rule 3 in five words.").await;
         let short = count(&client, &ours, "You are a poet.", short_user).await;
         let mid_prompt = count(&client, &ours, &medium, "Summarise rule 5 in five words.").await;
-        rows.into_iter()
+        let rows = rows
+            .into_iter()
             .map(|(label, mut decode, mut mid, mut cold, mut warm, rss)| {
                 for (run, n) in [
                     (&mut decode, short),
@@ -344,7 +380,8 @@ fn main() {
                 }
                 (label, decode, mid, cold, warm, rss)
             })
-            .collect::<Vec<_>>()
+            .collect::<Vec<_>>();
+        (rows, counting)
     });
 
     let version = Command::new(python())
@@ -376,6 +413,10 @@ fn main() {
             warm.ttft / cold.ttft,
             rss
         );
+    }
+    md.push_str("\nCounting a Claude-Code-sized body (20 calls over HTTP; ours: `count_tokens` with the chat template, llama.cpp: `/extras/tokenize` of the raw text):\n\n| engine | tokens | p50 (ms) | max (ms) |\n|---|---|---|---|\n");
+    for (label, (p50, max, tokens)) in &counting {
+        let _ = writeln!(md, "| {label} | {tokens} | {p50:.1} | {max:.1} |");
     }
     println!("{md}");
     let out =
