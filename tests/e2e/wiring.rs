@@ -7,7 +7,7 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use moe_sovereign_e2e::gateway::binary;
-use moe_sovereign_e2e::tools::{claude, crate_dir, run_ok};
+use moe_sovereign_e2e::tools::{claude, crate_dir, run_ok, succeeded};
 use moe_sovereign_e2e::{Flavor, Gateway};
 use serde_json::{Value, json};
 
@@ -27,17 +27,6 @@ fn moe(home: &Path, user: &Path, args: &[&str], env: &[(&str, &str)]) -> Output 
         .envs(env.iter().copied())
         .output()
         .unwrap()
-}
-
-fn ok(out: Output, what: &str) -> Output {
-    assert!(
-        out.status.success(),
-        "{what} failed ({}):\n{}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
 }
 
 fn text(out: &Output) -> String {
@@ -82,7 +71,7 @@ fn claude_code_answers_through_wire_claude_code_alone() {
     let settings = user.path().join(".claude/settings.json");
     write(&settings, HOSTILE);
 
-    let out = ok(
+    let out = succeeded(
         moe(
             gateway.home.path(),
             user.path(),
@@ -134,7 +123,7 @@ fn claude_code_answers_through_wire_claude_code_alone() {
         "the answer did not come through the gateway"
     );
 
-    ok(
+    succeeded(
         moe(
             gateway.home.path(),
             user.path(),
@@ -202,7 +191,7 @@ fn claude_desktop_round_trip_on_every_layout() {
         write(&meta, meta_text);
 
         // A dry run shows the change, masks the key, writes nothing.
-        let out = ok(
+        let out = succeeded(
             moe(
                 home.path(),
                 user.path(),
@@ -224,7 +213,7 @@ fn claude_desktop_round_trip_on_every_layout() {
         assert_eq!(std::fs::read_to_string(&seed).unwrap(), HOSTILE);
         assert!(!third_party[0].join("claude_desktop_config.json").exists());
 
-        let out = ok(
+        let out = succeeded(
             moe(home.path(), user.path(), &["wire", "claude-desktop"], &env),
             "wire",
         );
@@ -286,7 +275,7 @@ fn claude_desktop_round_trip_on_every_layout() {
         assert_eq!(applied["entries"].as_array().unwrap().len(), 2);
 
         // Idempotent.
-        let again = ok(
+        let again = succeeded(
             moe(home.path(), user.path(), &["wire", "claude-desktop"], &env),
             "wire again",
         );
@@ -296,7 +285,7 @@ fn claude_desktop_round_trip_on_every_layout() {
             text(&again)
         );
 
-        ok(
+        succeeded(
             moe(
                 home.path(),
                 user.path(),
@@ -352,19 +341,19 @@ fn a_broken_claude_file_is_refused_with_its_line_and_column() {
 fn credential_prints_the_key_only_and_fails_cleanly_once_revoked() {
     let (home, key) = Gateway::home("", "moe_native");
     let user = tempfile::tempdir().unwrap();
-    let out = ok(
+    let out = succeeded(
         moe(home.path(), user.path(), &["credential"], &[]),
         "credential",
     );
     assert_eq!(String::from_utf8(out.stdout).unwrap(), format!("{key}\n"));
     assert!(out.stderr.is_empty());
-    let list = ok(
+    let list = succeeded(
         moe(home.path(), user.path(), &["keys", "list", "--json"], &[]),
         "keys list",
     );
     let keys: Value = serde_json::from_slice(&list.stdout).unwrap();
     let id = keys[0]["id"].as_str().unwrap().to_owned();
-    ok(
+    succeeded(
         moe(home.path(), user.path(), &["keys", "revoke", &id], &[]),
         "revoke",
     );
@@ -398,7 +387,7 @@ fn serve_puts_dropped_keys_back_and_leaves_a_broken_file_alone() {
     let settings = user.path().join(".claude/settings.json");
     write(&settings, "{\"theme\": \"dark\"}");
     // Wired while serve runs: the watcher picks the new files up.
-    ok(
+    succeeded(
         moe(
             gateway.home.path(),
             user.path(),
@@ -459,7 +448,7 @@ fn serve_puts_dropped_keys_back_and_leaves_a_broken_file_alone() {
         },
         || gateway.log(),
     );
-    ok(
+    succeeded(
         moe(
             gateway.home.path(),
             user.path(),
@@ -480,7 +469,7 @@ fn serve_puts_dropped_keys_back_and_leaves_a_broken_file_alone() {
 fn doctor_reports_each_check_and_fails_on_a_broken_file() {
     let (_upstream, gateway) = stack(Flavor::OpenAi, "");
     let user = tempfile::tempdir().unwrap();
-    ok(
+    succeeded(
         moe(
             gateway.home.path(),
             user.path(),
@@ -490,7 +479,7 @@ fn doctor_reports_each_check_and_fails_on_a_broken_file() {
         "wire",
     );
     let env = [("MOE_SOVEREIGN_PLATFORM", "linux")];
-    let out = ok(
+    let out = succeeded(
         moe(
             gateway.home.path(),
             user.path(),

@@ -51,6 +51,11 @@ pub fn run_ok(mut command: Command, what: &str) -> Output {
     let output = command
         .output()
         .unwrap_or_else(|e| panic!("{what}: cannot start: {e}"));
+    succeeded(output, what)
+}
+
+/// `output`, after asserting its command succeeded (else both streams are in the message).
+pub fn succeeded(output: Output, what: &str) -> Output {
     assert!(
         output.status.success(),
         "{what} failed ({}):\n--- stdout\n{}\n--- stderr\n{}",
