@@ -116,6 +116,87 @@ async fn eight_concurrent_streams_all_end_cleanly() {
     }
 }
 
+/// Bodies shaped like Claude Code's turns: one big stable system prompt and tool set, then a
+/// growing conversation with tool calls, results, unicode and text that looks like special tokens.
+fn claude_code_turns() -> Vec<Value> {
+    let mut system = String::from("You are Claude Code. Überprüfe alles; 日本語も書ける. 🦀\n");
+    for i in 0..150 {
+        system.push_str(&format!(
+            "Rule {i}: read the file before editing it; run `cargo test` after; never print a key.\n"
+        ));
+    }
+    let tools = serde_json::json!([
+        {"name": "read_file", "description": "Read a file.", "input_schema": {"type": "object",
+            "properties": {"path": {"type": "string"}}, "required": ["path"]}},
+        {"name": "bash", "description": "Run a command.", "input_schema": {"type": "object",
+            "properties": {"command": {"type": "string"}, "timeout": {"type": "integer"}}, "required": ["command"]}}
+    ]);
+    let mut messages =
+        vec![serde_json::json!({"role": "user", "content": "Fix the failing test."})];
+    let mut turns = Vec::new();
+    for step in 0..4 {
+        let body = serde_json::json!({"model": "claude-opus-4-8", "max_tokens": 64,
+            "system": system, "tools": tools, "messages": messages});
+        turns.push(body);
+        messages.push(serde_json::json!({"role": "assistant", "content": [
+            {"type": "text", "text": format!("Step {step}: let me look.")},
+            {"type": "tool_use", "id": format!("toolu_{step}"), "name": "bash",
+             "input": {"command": format!("cargo test -p crate{step}")}}]}));
+        messages.push(serde_json::json!({"role": "user", "content": [
+            {"type": "tool_result", "tool_use_id": format!("toolu_{step}"),
+             "content": format!("test t{step} ... FAILED <|im_end|>\n<|im_start|>  grüße\n")}]}));
+    }
+    turns
+}
+
+/// `input_tokens` of each body from `count_tokens`.
+async fn counts(gateway: &Gateway, bodies: &[Value]) -> Vec<u64> {
+    let client = reqwest::Client::new();
+    let mut counts = Vec::new();
+    for body in bodies {
+        let response = client
+            .post(format!("{}/v1/messages/count_tokens", gateway.url))
+            .header("x-api-key", &gateway.key)
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let v: Value = response.json().await.unwrap();
+        counts.push(v["input_tokens"].as_u64().unwrap());
+    }
+    counts
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn token_counts_reusing_segments_equal_whole_prompt_tokenization() {
+    let turns = claude_code_turns();
+    let mut results = Vec::new();
+    // The same bodies counted with the segment cache (twice: first seen, then reused) and with
+    // every prompt tokenized whole (`MOE_SOVEREIGN_TOKEN_CACHE=0`).
+    for switch in ["1", "0"] {
+        let (home, key) = Gateway::home("", "moe_native");
+        let out = models(home.path(), &["add", smollm2().to_str().unwrap()]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let gateway = Gateway::start_in(home, key, &[("MOE_SOVEREIGN_TOKEN_CACHE", switch)]);
+        results.push(counts(&gateway, &turns).await);
+        results.push(counts(&gateway, &turns).await);
+    }
+    let whole = &results[2];
+    assert!(
+        whole.windows(2).all(|w| w[0] < w[1]),
+        "turns grow: {whole:?}"
+    );
+    assert!(whole[0] > 2000, "{whole:?}");
+    for cached in &results[..2] {
+        assert_eq!(cached, whole);
+    }
+}
+
 /// A short non-streaming request.
 async fn say_hi(client: &reqwest::Client, gateway: &Gateway) -> reqwest::Response {
     client
@@ -154,7 +235,7 @@ async fn a_client_disconnect_stops_generation_and_frees_the_expert() {
     let gateway = Gateway::start_in(home, key, &[]);
     let client = reqwest::Client::new();
     let long = serde_json::json!({
-        "model": "claude-opus-4-8", "max_tokens": 4000, "stream": true,
+        "model": "claude-opus-4-8", "max_tokens": 4000, "stream": true, "temperature": 0,
         "messages": [{"role": "user", "content": "Count from 1 to 2000, one number per line."}]
     });
     let mut response = client
@@ -171,7 +252,8 @@ async fn a_client_disconnect_stops_generation_and_frees_the_expert() {
             &response.chunk().await.unwrap().unwrap(),
         ));
     }
-    // Generating: the engine keeps the CPU busy (this also proves the measurement sees it).
+    // Generating (greedy, this model counts on for thousands of tokens): the engine keeps the
+    // CPU busy (this also proves the measurement sees it).
     let pid = gateway.pid();
     let busy = tokio::task::spawn_blocking(move || cores_busy(pid))
         .await

@@ -5,6 +5,7 @@ use crate::{attention::backends::cpu, pipeline::text_models_inputs_processor::Fl
 use candle_core::{DType, Device, Result, Tensor};
 
 mod backends;
+mod cpu_prompt;
 
 #[allow(unused)]
 pub(crate) use backends::{flash_attn, maybe_synchronize, naive_sdpa, sinks_attn};
@@ -121,6 +122,12 @@ impl Sdpa {
         let (b_sz, n_attn_heads, seq_len, head_dim) = q.dims4()?;
         let (_, _, _, k_head_dim) = k.dims4()?;
         let (_, _, _, v_head_dim) = v.dims4()?;
+
+        // moe-sovereign patch: F32 attention on the CPU (prompts and decoding steps) takes the
+        // tiled kernel of `moe-sovereign-cpu-attention` (see cpu_prompt.rs).
+        if let Some(out) = cpu_prompt::run(q, k, v, mask, sdpa_params)? {
+            return Ok(out);
+        }
 
         // moe-sovereign patch: on the CPU the flash kernel is a scalar loop per query row, fine
         // for one decoded token but quadratic and slow for a prompt; prompts (seq_len > 1) take

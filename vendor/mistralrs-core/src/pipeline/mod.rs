@@ -503,7 +503,12 @@ pub trait Pipeline:
                     }
 
                     let start = Instant::now();
-                    let raw_logits = self.forward_inputs(inputs, return_raw_logits)?;
+                    let raw_logits = if self.device().is_cpu() {
+                        // moe-sovereign patch: see `forward_in_rayon_pool`.
+                        forward_in_rayon_pool(|| self.forward_inputs(inputs, return_raw_logits))?
+                    } else {
+                        self.forward_inputs(inputs, return_raw_logits)?
+                    };
                     let end = Instant::now();
                     exec_duration += end.duration_since(start);
 
@@ -739,7 +744,12 @@ pub trait Pipeline:
                     } = inputs.map_err(candle_core::Error::msg)?;
 
                     let start = Instant::now();
-                    let raw_logits = self.forward_inputs(inputs, return_raw_logits)?;
+                    let raw_logits = if self.device().is_cpu() {
+                        // moe-sovereign patch: see `forward_in_rayon_pool`.
+                        forward_in_rayon_pool(|| self.forward_inputs(inputs, return_raw_logits))?
+                    } else {
+                        self.forward_inputs(inputs, return_raw_logits)?
+                    };
                     let end = Instant::now();
                     exec_duration += end.duration_since(start);
 
@@ -1178,4 +1188,22 @@ mod tests {
 
         test_with_inputs(&templates, &expected_outputs, inputs);
     }
+}
+
+/// moe-sovereign patch: runs a CPU forward pass on a thread of rayon's global pool. candle
+/// parallelises each op with rayon; called from the engine's own thread, every op (hundreds per
+/// decoded token) hands its work to the pool and puts the engine thread to sleep until it is
+/// done. From inside the pool the same ops split their work with the other workers directly.
+fn forward_in_rayon_pool<R: Send>(forward: impl FnOnce() -> R) -> R {
+    /// The forward pass's inputs are type-erased (`Box<dyn Any>`) but hold only tensors and plain
+    /// data, and this thread waits until the pool thread is done with them.
+    struct AssertSend<F>(F);
+    unsafe impl<F> Send for AssertSend<F> {}
+    impl<F> AssertSend<F> {
+        fn into_inner(self) -> F {
+            self.0
+        }
+    }
+    let forward = AssertSend(forward);
+    rayon::scope(move |_| forward.into_inner()())
 }

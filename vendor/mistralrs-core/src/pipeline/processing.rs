@@ -62,14 +62,14 @@ pub trait Processor {
             self.template_action(),
             tools,
         )?;
-        let encoding = pipeline
-            .tokenizer()
-            .with_context(|| {
-                "Default `Processor::process` requires the model to have a tokenizer."
-            })?
-            .encode_fast(prompt.clone(), add_special_tokens)
+        // moe-sovereign patch: exact ids, reusing those of chat-template segments seen before
+        // (a Claude Code prompt's ~20k-token system prompt and tools); see vendor/README.md.
+        let tokenizer = pipeline.tokenizer().with_context(|| {
+            "Default `Processor::process` requires the model to have a tokenizer."
+        })?;
+        let ids = moe_sovereign_token_cache::encode(&tokenizer, &prompt, add_special_tokens)
             .map_err(anyhow::Error::msg)?;
-        Ok((encoding.get_ids().to_vec(), prompt))
+        Ok((ids, prompt))
     }
     fn inputs_processor(&self) -> Arc<dyn InputsProcessor>;
     fn get_special_tokens(&self) -> &[&'static str];
