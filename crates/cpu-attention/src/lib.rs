@@ -109,11 +109,11 @@ pub fn attention(shape: Shape, inputs: Inputs<'_>) -> Result<Vec<f32>, Error> {
         0 => 0,
         n => kv_start(n - 1) + kv_len * d,
     };
-    check_len("q", inputs.q, batch * heads * q_len * d)?;
-    check_at_least("k", inputs.k, kv_needed)?;
-    check_at_least("v", inputs.v, kv_needed)?;
+    check_len("q", inputs.q, batch * heads * q_len * d, false)?;
+    check_len("k", inputs.k, kv_needed, true)?;
+    check_len("v", inputs.v, kv_needed, true)?;
     if let Some(mask) = inputs.mask {
-        check_len("mask", mask, q_len * kv_len)?;
+        check_len("mask", mask, q_len * kv_len, false)?;
     }
     let mut out = vec![0.0_f32; batch * heads * q_len * d];
     if out.is_empty() || kv_len == 0 {
@@ -192,20 +192,14 @@ pub fn attention(shape: Shape, inputs: Inputs<'_>) -> Result<Vec<f32>, Error> {
     Ok(out)
 }
 
-fn check_at_least(what: &'static str, data: &[f32], want: usize) -> Result<(), Error> {
-    if data.len() >= want {
-        Ok(())
+/// `data` must hold `want` values, or at least that many where `at_least`.
+fn check_len(what: &'static str, data: &[f32], want: usize, at_least: bool) -> Result<(), Error> {
+    let fits = if at_least {
+        data.len() >= want
     } else {
-        Err(Error::Length {
-            what,
-            got: data.len(),
-            want,
-        })
-    }
-}
-
-fn check_len(what: &'static str, data: &[f32], want: usize) -> Result<(), Error> {
-    if data.len() == want {
+        data.len() == want
+    };
+    if fits {
         Ok(())
     } else {
         Err(Error::Length {

@@ -75,16 +75,21 @@ fn reference(shape: Shape, inputs: Inputs<'_>) -> Vec<f64> {
     out
 }
 
+/// Random q, k and v for `shape`, packed.
+fn qkv(shape: Shape, seed: u64) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let kv = shape.batch * shape.kv_heads * shape.kv_len * shape.head_dim;
+    (
+        values(
+            shape.batch * shape.heads * shape.q_len * shape.head_dim,
+            seed,
+        ),
+        values(kv, seed + 1),
+        values(kv, seed + 2),
+    )
+}
+
 fn check(shape: Shape, mask: Option<Vec<f32>>) {
-    let q = values(shape.batch * shape.heads * shape.q_len * shape.head_dim, 1);
-    let k = values(
-        shape.batch * shape.kv_heads * shape.kv_len * shape.head_dim,
-        2,
-    );
-    let v = values(
-        shape.batch * shape.kv_heads * shape.kv_len * shape.head_dim,
-        3,
-    );
+    let (q, k, v) = qkv(shape, 1);
     let inputs = Inputs {
         q: &q,
         k: &k,
@@ -229,15 +234,7 @@ fn keys_and_values_are_read_in_place_from_a_cache_with_spare_rows() {
         (shape(1, 2, 1, 20, 90), Some(causal(20, 90, None))),
     ] {
         let cap = shape.kv_len + 13;
-        let q = values(shape.batch * shape.heads * shape.q_len * shape.head_dim, 7);
-        let k = values(
-            shape.batch * shape.kv_heads * shape.kv_len * shape.head_dim,
-            8,
-        );
-        let v = values(
-            shape.batch * shape.kv_heads * shape.kv_len * shape.head_dim,
-            9,
-        );
+        let (q, k, v) = qkv(shape, 7);
         let packed = Inputs {
             q: &q,
             k: &k,
