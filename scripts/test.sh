@@ -4,26 +4,46 @@
 #   2. checks formatting and lints;
 #   3. builds the release binary and runs every test (unit, integration, end-to-end) inside a
 #      throw-away D-Bus session with an unlocked gnome-keyring, so keys go to a real Secret Service.
+#   Each phase's time is printed at the end (also when one fails).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+phases=()
+phase_start=$SECONDS
+phase_name=""
+phase() { # phase NAME: ends the running phase, starts NAME
+  [ -n "$phase_name" ] && phases+=("$(printf '%-28s %5ds' "$phase_name" $((SECONDS - phase_start)))")
+  phase_name="$1" phase_start=$SECONDS
+}
+report() {
+  phase ""
+  echo "== phase times (total ${SECONDS}s)"
+  printf '  %s\n' "${phases[@]}"
+}
+scratch="$(mktemp -d)"
+trap 'report; rm -rf "$scratch"' EXIT
+
+phase "test dependencies"
 scripts/test-deps.sh
 
+phase "fmt + shellcheck"
 cargo fmt --all --check
 shellcheck installers/*.sh scripts/*.sh .ci/run
+phase "clippy"
 cargo clippy --workspace --all-targets --release -- -D warnings
 
-scratch="$(mktemp -d)"
-trap 'rm -rf "$scratch"' EXIT
-
-# The end-to-end tests drive exactly the binary users get: built on its own (test-only features
-# such as the fake expert are switched on by `cargo test` for test targets only), then copied aside.
+# The end-to-end tests drive exactly the binary users get: built on its own, then copied aside.
+# No library crate has test-only features, so `cargo test` reuses these artefacts.
+phase "release build"
 cargo build --release -p moe-sovereign-cli
 cp "${CARGO_TARGET_DIR:-$PWD/target}/release/moe-sovereign" "$scratch/moe-sovereign"
 export MOE_SOVEREIGN_BIN="$scratch/moe-sovereign"
 # A fresh HOME: an existing login keyring with another password would make the unlock fail.
 export MOE_TEST_CACHE="${MOE_TEST_CACHE:-$HOME/.cache/moe-sovereign-test}"
 export CARGO_HOME="${CARGO_HOME:-$HOME/.cargo}" RUSTUP_HOME="${RUSTUP_HOME:-$HOME/.rustup}"
+phase "test build"
+cargo test --release --workspace --no-run "$@"
+phase "tests"
 HOME="$scratch" XDG_DATA_HOME="$scratch/.local/share" XDG_CONFIG_HOME="$scratch/.config" \
 dbus-run-session -- bash -c '
   set -euo pipefail

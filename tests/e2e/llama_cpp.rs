@@ -1,26 +1,15 @@
 //! The `openai` expert against a real OpenAI-compatible server: llama-cpp-python serving the
 //! real SmolLM2-135M-Instruct GGUF on a free loopback port.
 
-use std::process::Child;
 use std::time::{Duration, Instant};
 
 use moe_sovereign_e2e::Gateway;
-use moe_sovereign_e2e::tools::{free_port, spawn_llama_server, sse_text};
+use moe_sovereign_e2e::tools::{LlamaServer, free_port, spawn_llama_server, sse_text};
 use serde_json::{Value, json};
 
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-async fn llama_server() -> (Server, String) {
+async fn llama_server() -> (LlamaServer, String) {
     let port = free_port();
-    let child = spawn_llama_server(port, 2048);
-    let server = Server(child);
+    let mut server = spawn_llama_server(port, 2048);
     let url = format!("http://127.0.0.1:{port}");
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -29,7 +18,11 @@ async fn llama_server() -> (Server, String) {
         {
             break;
         }
-        assert!(Instant::now() < deadline, "llama_cpp.server did not start");
+        assert!(
+            Instant::now() < deadline,
+            "llama_cpp.server did not start: {}",
+            server.state()
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     (server, url)
@@ -37,7 +30,7 @@ async fn llama_server() -> (Server, String) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn openai_expert_serves_real_text_from_llama_cpp() {
-    let (_server, url) = llama_server().await;
+    let (mut server, url) = llama_server().await;
     // No `model`: the expert discovers it from the server's /v1/models.
     let config =
         format!("[[experts]]\nname = \"llama\"\nkind = \"openai\"\nbase_url = \"{url}/v1\"\n");
@@ -57,8 +50,14 @@ async fn openai_expert_serves_real_text_from_llama_cpp() {
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), 200);
+    let status = response.status();
     let message: Value = response.json().await.unwrap();
+    assert_eq!(
+        status,
+        200,
+        "gateway answered {message}; {}",
+        server.state()
+    );
     let text = message["content"][0]["text"].as_str().unwrap();
     assert!(!text.trim().is_empty(), "{message}");
     assert!(
@@ -78,8 +77,9 @@ async fn openai_expert_serves_real_text_from_llama_cpp() {
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), 200);
+    let status = response.status();
     let body = response.text().await.unwrap();
+    assert_eq!(status, 200, "gateway answered {body}; {}", server.state());
     let streamed = sse_text(&body);
     assert!(!streamed.trim().is_empty(), "{body}");
     assert!(

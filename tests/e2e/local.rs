@@ -17,18 +17,6 @@ fn models(home: &std::path::Path, args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
-/// A scratch home holding `config`, a key for `moe_native` and the real model, served with `env`.
-fn serve_smollm2(config: &str, env: &[(&str, &str)]) -> Gateway {
-    let (home, key) = Gateway::home(config, "moe_native");
-    let out = models(home.path(), &["add", smollm2().to_str().unwrap()]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Gateway::start_in(home, key, env)
-}
-
 #[test]
 fn models_add_refuses_truncated_and_foreign_files_in_one_line() {
     let home = tempfile::tempdir().unwrap();
@@ -93,7 +81,7 @@ fn one_models_add_serves_real_text_with_exact_token_counts() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn eight_concurrent_streams_all_end_cleanly() {
-    let gateway = serve_smollm2("", &[]);
+    let gateway = Gateway::with_smollm2("", &[]);
     let client = reqwest::Client::new();
     let requests = (0..8).map(|i| {
         let request = client
@@ -180,7 +168,7 @@ async fn token_counts_reusing_segments_equal_whole_prompt_tokenization() {
     // The same bodies counted with the segment cache (twice: first seen, then reused) and with
     // every prompt tokenized whole (`MOE_SOVEREIGN_TOKEN_CACHE=0`).
     for switch in ["1", "0"] {
-        let gateway = serve_smollm2("", &[("MOE_SOVEREIGN_TOKEN_CACHE", switch)]);
+        let gateway = Gateway::with_smollm2("", &[("MOE_SOVEREIGN_TOKEN_CACHE", switch)]);
         results.push(counts(&gateway, &turns).await);
         results.push(counts(&gateway, &turns).await);
     }
@@ -227,7 +215,7 @@ fn cores_busy(pid: u32) -> f64 {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_client_disconnect_stops_generation_and_frees_the_expert() {
-    let gateway = serve_smollm2("", &[]);
+    let gateway = Gateway::with_smollm2("", &[]);
     let client = reqwest::Client::new();
     let long = serde_json::json!({
         "model": "claude-opus-4-8", "max_tokens": 4000, "stream": true, "temperature": 0,
@@ -294,7 +282,7 @@ fn rss_mib(pid: u32) -> u64 {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_loading_model_answers_529_then_serves_then_unloads_when_idle() {
     let config = "[local]\nload_wait_ms = 0\nidle_unload_secs = 2\n";
-    let gateway = serve_smollm2(config, &[]);
+    let gateway = Gateway::with_smollm2(config, &[]);
     let before = rss_mib(gateway.pid());
     let client = reqwest::Client::new();
     let ask = || say_hi(&client, &gateway);

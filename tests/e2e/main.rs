@@ -6,6 +6,7 @@
 
 mod cli;
 mod clients;
+mod dashboard;
 mod http;
 mod llama_cpp;
 mod local;

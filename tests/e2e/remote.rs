@@ -103,6 +103,60 @@ async fn upstream_auth_failure_is_a_500_and_unreachable_is_a_529() {
     }
 }
 
+/// A one-request upstream that reads the request and then dies the way a crashed server does:
+/// `headers_first` sends a streaming 200's headers before closing, otherwise nothing at all.
+fn dying_upstream(headers_first: bool) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for connection in listener.incoming() {
+            let Ok(mut connection) = connection else {
+                return;
+            };
+            let mut request = Vec::new();
+            let mut buffer = [0u8; 4096];
+            // Read up to the end of the headers and a little body; enough to look alive.
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                match connection.read(&mut buffer) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => request.extend_from_slice(&buffer[..n]),
+                }
+            }
+            if headers_first {
+                let _ = connection.write_all(
+                    b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n",
+                );
+            }
+            // Dropping the socket closes it: no body, no chunk terminator.
+        }
+    });
+    url
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_upstream_that_dies_after_accepting_is_a_529_like_an_unreachable_one() {
+    for flavor in [Flavor::OpenAi, Flavor::Anthropic] {
+        for headers_first in [false, true] {
+            let url = dying_upstream(headers_first);
+            // The openai expert asks /v1/models when no model is configured: name one.
+            let config = config(flavor, &url, "").replace("api_key =", "model = \"m\"\napi_key =");
+            let (home, key) = Gateway::home(&config, "moe_native");
+            let gateway = Gateway::start_in(home, key, &[("FAKE_UPSTREAM_KEY", UPSTREAM_KEY)]);
+            for stream in [false, true] {
+                let what = format!("{flavor:?} headers_first={headers_first} stream={stream}");
+                let response = post(&gateway, ask("hi", stream)).await;
+                let status = response.status();
+                let retry_after = response.headers().get("retry-after").cloned();
+                let body: Value = response.json().await.unwrap();
+                assert_eq!(status, 529, "{what}: {body}");
+                assert!(retry_after.is_some(), "{what}");
+                assert_eq!(body["error"]["type"], "overloaded_error", "{what}: {body}");
+            }
+        }
+    }
+}
+
 async fn sse_events(response: reqwest::Response) -> Vec<(String, Value)> {
     let text = response.text().await.unwrap();
     text.split("\n\n")

@@ -57,6 +57,17 @@ impl Gateway {
         crate::tools::run_ok(command, &format!("moe-sovereign {}", args.join(" ")))
     }
 
+    /// A scratch home holding `config`, a key for `moe_native` and the real SmolLM2 model
+    /// (`models add`), served with `env`.
+    pub fn with_smollm2(config: &str, env: &[(&str, &str)]) -> Self {
+        let (home, key) = Self::home(config, "moe_native");
+        Self::cli(
+            home.path(),
+            &["models", "add", crate::tools::smollm2().to_str().unwrap()],
+        );
+        Self::start_in(home, key, env)
+    }
+
     /// Starts `serve` with `config` and one fresh key bound to `profile`.
     pub fn start(config: &str, profile: &str) -> Self {
         let (home, key) = Self::home(config, profile);

@@ -94,13 +94,15 @@ pub fn utc_date() -> String {
 }
 
 /// llama-cpp-python's OpenAI-compatible server on `port` with the SmolLM2 GGUF, 2 threads.
-pub fn spawn_llama_server(port: u16, n_ctx: u32) -> std::process::Child {
+pub fn spawn_llama_server(port: u16, n_ctx: u32) -> LlamaServer {
     spawn_llama_server_with(&smollm2(), port, n_ctx)
 }
 
-/// llama.cpp's OpenAI-compatible server on `model` (2 threads, batch 512).
-pub fn spawn_llama_server_with(model: &Path, port: u16, n_ctx: u32) -> std::process::Child {
-    Command::new(python())
+/// llama.cpp's OpenAI-compatible server on `model` (2 threads, batch 512). Its output goes to a
+/// log file, so a test whose server died can say how ([`LlamaServer::state`]).
+pub fn spawn_llama_server_with(model: &Path, port: u16, n_ctx: u32) -> LlamaServer {
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let child = Command::new(python())
         .args([
             "-m",
             "llama_cpp.server",
@@ -120,8 +122,66 @@ pub fn spawn_llama_server_with(model: &Path, port: u16, n_ctx: u32) -> std::proc
             "512",
         ])
         .args(["--model_alias", "smollm2"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stdout(log.reopen().unwrap())
+        .stderr(log.reopen().unwrap())
         .spawn()
-        .unwrap()
+        .unwrap();
+    LlamaServer { child, log }
+}
+
+/// A running llama.cpp server; killed when dropped.
+pub struct LlamaServer {
+    child: std::process::Child,
+    log: tempfile::NamedTempFile,
+}
+
+impl LlamaServer {
+    /// The server's process id.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// "running", or how the process ended (exit code or signal, e.g. SIGILL), then the last lines
+    /// of its output: what a failing assertion should show.
+    pub fn state(&mut self) -> String {
+        let status = match self.child.try_wait() {
+            Ok(None) => "running".to_owned(),
+            Ok(Some(status)) => describe_exit(status),
+            Err(error) => format!("unknown ({error})"),
+        };
+        let log = std::fs::read_to_string(self.log.path()).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(15).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        format!(
+            "llama.cpp server: {status}; its last output:\n{}",
+            tail.join("\n")
+        )
+    }
+}
+
+impl Drop for LlamaServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An exit status in words, naming the signal that ended the process if one did.
+pub fn describe_exit(status: std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exited with code {code}"),
+        (None, Some(signal)) => {
+            let name = match signal {
+                4 => " (SIGILL: an instruction this CPU does not run)",
+                6 => " (SIGABRT)",
+                9 => " (SIGKILL)",
+                11 => " (SIGSEGV)",
+                15 => " (SIGTERM)",
+                _ => "",
+            };
+            format!("killed by signal {signal}{name}")
+        }
+        (None, None) => format!("{status}"),
+    }
 }

@@ -59,7 +59,8 @@ struct Server {
     url: String,
     key: String,
     pid: u32,
-    _child: Killed,
+    /// The server process, killed when this is dropped.
+    _child: Box<dyn std::any::Any>,
     _home: Option<tempfile::TempDir>,
 }
 
@@ -106,7 +107,7 @@ fn start_ours() -> (Server, std::path::PathBuf) {
         url: format!("http://127.0.0.1:{port}"),
         key,
         pid: child.id(),
-        _child: Killed(child),
+        _child: Box::new(Killed(child)),
         _home: Some(home),
     };
     (server, copy)
@@ -121,7 +122,7 @@ fn start_llama_cpp(model: &std::path::Path, label: &str) -> Server {
         url: format!("http://127.0.0.1:{port}"),
         key: String::new(),
         pid: child.id(),
-        _child: Killed(child),
+        _child: Box::new(child),
         _home: None,
     }
 }
@@ -401,12 +402,35 @@ fn main() {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
         .unwrap_or_default();
+    // Which instruction sets each side ran: ours is built for x86-64-v3 (.cargo/config.toml);
+    // llama.cpp is compiled here for the host CPU without AMX (scripts/test-deps.sh).
+    let llama_isa = Command::new(python())
+        .args([
+            "-c",
+            "import llama_cpp; print(llama_cpp.llama_print_system_info().decode())",
+        ])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|name| name.trim().to_owned())
+        })
+        .unwrap_or_default();
     let mut md = String::from("# Local expert vs llama.cpp\n\n");
     let _ = writeln!(
         md,
         "Measured {} on this machine ({} cores), `cargo run --release -p local-expert`. Same file (SmolLM2-135M-Instruct Q4_1), 2 threads, greedy, streamed over HTTP. llama.cpp = `llama-cpp-python[server]=={version}` built here (`--n_threads 2 --n_batch 512`). Ours = mistral.rs 0.8.1 in `moe-sovereign serve`, built with `-C target-cpu=x86-64-v3`, F32 activations, the Q4_1 file's tensors rewritten as Q8_0 by `models add`.\n",
         utc_date(),
         std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    let _ = writeln!(
+        md,
+        "CPU: {cpu}. Instruction sets: ours AVX2 + FMA + F16C (x86-64-v3, the same binary on every x86-64-v3 host); llama.cpp `{llama_isa}`.\n"
     );
     md.push_str("| engine | decode tok/s (short prompt, up to 128 out) | prefill tok/s (cold, medium prompt) | prefill tok/s (cold, long prompt) | TTFT cold, long (s) | TTFT warm, same prefix (s) | warm/cold | peak RSS (MiB) |\n|---|---|---|---|---|---|---|---|\n");
     for (label, decode, mid, cold, warm, rss) in &rows {

@@ -6,8 +6,7 @@ use anyhow::{Context, bail};
 use clap::Subcommand;
 use moe_sovereign_experts::Profile;
 use moe_sovereign_keys::KeyManager;
-use moe_sovereign_runtime::{Home, config};
-use serde_json::json;
+use moe_sovereign_runtime::{Home, admin, config};
 
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
@@ -89,18 +88,7 @@ pub fn keys(command: KeysCommand) -> anyhow::Result<()> {
             println!("{}", issued.plaintext);
         }
         KeysCommand::List { json } => {
-            let file = keys.load()?;
-            let rows: Vec<_> = file
-                .keys
-                .iter()
-                .map(|k| {
-                    json!({
-                        "id": k.id, "name": k.name, "profile": k.profile,
-                        "created_at": k.created_at,
-                        "default": file.default_key.as_deref() == Some(k.id.as_str()),
-                    })
-                })
-                .collect();
+            let rows = admin::key_rows(&keys)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&rows)?);
             } else if rows.is_empty() {
@@ -142,30 +130,7 @@ pub fn profiles(command: ProfilesCommand) -> anyhow::Result<()> {
     let (_, config, keys) = manager()?;
     match command {
         ProfilesCommand::List { key_id, json } => {
-            let file = keys.load()?;
-            let id = key_id.or(file.default_key.clone());
-            let active = id
-                .as_deref()
-                .and_then(|id| file.keys.iter().find(|k| k.id == id))
-                .map(|k| k.profile.clone());
-            if let (Some(id), None) = (&id, &active) {
-                bail!("no key with id {id:?} (see `moe-sovereign keys list`)");
-            }
-            let rows: Vec<_> = Profile::ALL
-                .iter()
-                .map(|p| {
-                    let expert = config
-                        .profiles
-                        .iter()
-                        .find(|(bound, _)| bound == p)
-                        .map(|(_, e)| e.clone())
-                        .or_else(|| config.experts.first().map(|e| e.name.clone()));
-                    json!({
-                        "profile": p.name(), "model_id": p.model_id(), "expert": expert,
-                        "active": active.as_deref() == Some(p.name()),
-                    })
-                })
-                .collect();
+            let rows = admin::profile_rows(&config, &keys, key_id.as_deref())?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&rows)?);
             } else {

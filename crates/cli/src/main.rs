@@ -3,9 +3,9 @@
 mod doctor;
 mod keys;
 mod models;
+mod ui;
 mod wire;
 
-use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -64,6 +64,12 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Open the dashboard of the running gateway (a one-time login link).
+    Ui {
+        /// Print the link instead of opening a browser.
+        #[arg(long)]
+        no_open: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -88,6 +94,7 @@ fn main() -> ExitCode {
         Command::Wire(args) => wire::wire(args),
         Command::Unwire(args) => wire::unwire(args),
         Command::Doctor { json } => doctor::doctor(json),
+        Command::Ui { no_open } => ui::ui(no_open),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -126,14 +133,8 @@ fn serve(
     config_path: Option<PathBuf>,
     allow_remote: bool,
 ) -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
     let home = Home::locate()?;
+    moe_sovereign_runtime::logging::init(&home);
     let config_path = config_path.unwrap_or_else(|| home.config_path());
     let config = config::load(&config_path)?;
     let runtime = tokio::runtime::Builder::new_current_thread()

@@ -1,13 +1,13 @@
 //! `models`: the local model registry.
 
 use std::io::{IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::Subcommand;
 use indicatif::{ProgressBar, ProgressStyle};
-use moe_sovereign_hub::{self as hub, Hub};
 use moe_sovereign_local::{ModelEntry, Registry};
 use moe_sovereign_runtime::Home;
+use moe_sovereign_runtime::models::PullEvent;
 
 #[derive(Debug, Subcommand)]
 pub enum ModelsCommand {
@@ -72,51 +72,64 @@ fn quant_label(entry: &ModelEntry) -> String {
     }
 }
 
-/// Downloads `file` (or the repository's obvious GGUF file) of `repo` into `dir/<owner>--<name>`,
-/// with a progress bar on a terminal and a line per 10% otherwise.
-fn pull(repo: &str, file: Option<&str>, dir: &Path) -> anyhow::Result<PathBuf> {
+/// `models pull`, with a progress bar on a terminal and a line per 10% otherwise.
+fn pull(
+    home: &Home,
+    repo: Option<&str>,
+    file: Option<&str>,
+    name: Option<&str>,
+) -> anyhow::Result<ModelEntry> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(async {
-        let hub = Hub::from_env()?;
-        let file = hub.choose(repo, file).await?;
-        let remote = hub.resolve(repo, &file).await?;
-        eprintln!(
-            "pulling {repo}/{file} ({}, sha256 {})",
-            mib(remote.size),
-            &remote.sha256[..12]
-        );
-        let bar = if std::io::stderr().is_terminal() {
-            let bar = ProgressBar::new(remote.size);
-            bar.set_style(ProgressStyle::with_template(
-                "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-            )?);
-            Some(bar)
-        } else {
-            None
-        };
-        let mut reported = 0;
-        let target = dir.join(repo.replace('/', "--"));
-        let result = hub
-            .download(&remote, &target, |p| match &bar {
-                Some(bar) => bar.set_position(p.done),
+    let mut bar: Option<ProgressBar> = None;
+    let mut reported = 0;
+    let result = runtime.block_on(moe_sovereign_runtime::models::pull(
+        home,
+        repo,
+        file,
+        name,
+        |event| match event {
+            PullEvent::Resolved(remote) => {
+                eprintln!(
+                    "pulling {}/{} ({}, sha256 {})",
+                    remote.repo,
+                    remote.file,
+                    mib(remote.size),
+                    &remote.sha256[..12.min(remote.sha256.len())]
+                );
+                if std::io::stderr().is_terminal() {
+                    let progress = ProgressBar::new(remote.size);
+                    if let Ok(style) = ProgressStyle::with_template(
+                        "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+                    ) {
+                        progress.set_style(style);
+                    }
+                    bar = Some(progress);
+                }
+            }
+            PullEvent::Progress { done, total } => match &bar {
+                Some(bar) => bar.set_position(done),
                 None => {
-                    let tenth = p.done * 10 / p.total.max(1);
+                    let tenth = done * 10 / total.max(1);
                     if tenth > reported {
                         reported = tenth;
-                        eprintln!("{}% ({} of {})", tenth * 10, mib(p.done), mib(p.total));
+                        eprintln!("{}% ({} of {})", tenth * 10, mib(done), mib(total));
                     }
                 }
-            })
-            .await;
-        if let Some(bar) = bar {
-            bar.finish_and_clear();
-        }
-        let path = result?;
-        eprintln!("verified {}", path.display());
-        anyhow::Ok(path)
-    })
+            },
+            PullEvent::Verified(path) => {
+                if let Some(bar) = bar.take() {
+                    bar.finish_and_clear();
+                }
+                eprintln!("verified {}", path.display());
+            }
+        },
+    ));
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    result.map_err(anyhow::Error::msg)
 }
 
 fn mib(bytes: u64) -> String {
@@ -132,21 +145,7 @@ pub fn models(command: ModelsCommand) -> anyhow::Result<()> {
             report_added(&entry);
         }
         ModelsCommand::Pull { repo, file, name } => {
-            let (repo, file) = match repo {
-                Some(repo) => (repo, file),
-                None => (
-                    hub::DEFAULT_REPO.to_owned(),
-                    file.or(Some(hub::DEFAULT_FILE.to_owned())),
-                ),
-            };
-            let path = pull(&repo, file.as_deref(), &home.dir().join("models"))?;
-            let entry = match registry.add(&path, name.as_deref()) {
-                Ok(entry) => entry,
-                Err(e) => {
-                    // Not registered: the file is kept so a `models add` can retry without a download.
-                    anyhow::bail!("{e} (the download is kept at {})", path.display())
-                }
-            };
+            let entry = pull(&home, repo.as_deref(), file.as_deref(), name.as_deref())?;
             report_added(&entry);
         }
         ModelsCommand::List { json } => {

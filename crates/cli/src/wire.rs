@@ -1,8 +1,6 @@
 //! `wire` / `unwire`: point Claude Desktop or Claude Code at the gateway, and undo it.
 
-use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
-use moe_sovereign_keys::KeyManager;
 use moe_sovereign_runtime::{Home, config, wiring};
 use moe_sovereign_wiring::{Report, Target};
 
@@ -51,20 +49,28 @@ pub struct UnwireArgs {
 pub fn wire(args: WireArgs) -> anyhow::Result<()> {
     let home = Home::locate()?;
     let config = config::load(&home.config_path())?;
-    let keys = home.keys(home.secret_store(config.secret_store));
     let target = Target::from(args.client);
-    let url = match &args.url {
-        Some(url) => wiring::normalize_url(url).map_err(anyhow::Error::msg)?,
-        None => wiring::url_for(config.listen),
-    };
-    let key_id = key_id(&keys, args.key_id.as_deref(), args.dry_run)?;
-    let params = wiring::params(&home, &keys, &url, &key_id).map_err(anyhow::Error::msg)?;
-    let report = wiring::wiring(&home)?
-        .wire(target, &params, args.dry_run)
-        .with_context(|| format!("cannot wire {target}"))?;
-    print_report(&report, args.dry_run, &params.key);
+    let wired = wiring::wire(
+        &home,
+        &config,
+        target,
+        args.url.as_deref(),
+        args.key_id.as_deref(),
+        args.dry_run,
+    )
+    .map_err(anyhow::Error::msg)?;
+    if wired.created_key {
+        let keys = home.keys(home.secret_store(config.secret_store));
+        eprintln!(
+            "created key {} (profile moe_native) in the {}",
+            wired.key_id,
+            keys.secrets().describe()
+        );
+    }
+    print_report(&wired.report, args.dry_run, &wired.key);
     if !args.dry_run {
-        eprintln!("{target} now uses {url} with key {key_id}");
+        let url = &wired.url;
+        eprintln!("{target} now uses {url} with key {}", wired.key_id);
         match target {
             Target::ClaudeDesktop => eprintln!(
                 "quit and reopen Claude Desktop to load it; `moe-sovereign serve` keeps the wiring in place, `moe-sovereign unwire claude-desktop` undoes it"
@@ -73,6 +79,13 @@ pub fn wire(args: WireArgs) -> anyhow::Result<()> {
                 "new `claude` sessions use it; `moe-sovereign unwire claude-code` undoes it"
             ),
         }
+        if let Some(live) = home.live_url()
+            && live != *url
+        {
+            eprintln!(
+                "warning: the running gateway listens at {live}, not {url}; Claude will reach it once a gateway serves {url} (the address in config.toml)"
+            );
+        }
     }
     Ok(())
 }
@@ -80,14 +93,11 @@ pub fn wire(args: WireArgs) -> anyhow::Result<()> {
 pub fn unwire(args: UnwireArgs) -> anyhow::Result<()> {
     let home = Home::locate()?;
     let target = Target::from(args.client);
-    let wiring = wiring::wiring(&home)?;
-    let report = wiring
-        .unwire(target, args.dry_run)
-        .with_context(|| format!("cannot unwire {target}"))?;
+    let report = wiring::unwire(&home, target, args.dry_run).map_err(anyhow::Error::msg)?;
     if report.files.is_empty() {
         eprintln!(
             "{target} is not wired by moe-sovereign (nothing recorded in {}); nothing to undo",
-            wiring.state_path().display()
+            wiring::wiring(&home)?.state_path().display()
         );
         return Ok(());
     }
@@ -96,27 +106,6 @@ pub fn unwire(args: UnwireArgs) -> anyhow::Result<()> {
         eprintln!("{target} no longer uses the gateway; everything else in its files is as it was");
     }
     Ok(())
-}
-
-/// The key to wire: the one asked for, else the default, else a new `moe_native` key.
-fn key_id(keys: &KeyManager, asked: Option<&str>, dry_run: bool) -> anyhow::Result<String> {
-    if let Some(id) = asked {
-        return Ok(id.to_owned());
-    }
-    let file = keys.load()?;
-    if let Some(id) = file.default_key {
-        return Ok(id);
-    }
-    if dry_run {
-        bail!("no API key exists yet; `wire` without --dry-run creates one");
-    }
-    let issued = keys.create("moe_native", Some("claude"))?;
-    eprintln!(
-        "created key {} (profile moe_native) in the {}",
-        issued.record.id,
-        keys.secrets().describe()
-    );
-    Ok(issued.record.id)
 }
 
 /// One line per file; with `--dry-run`, a unified diff with the key masked.

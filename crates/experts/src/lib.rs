@@ -12,14 +12,11 @@
 //! - [`sse`]: a small incremental parser for upstream `text/event-stream` bodies;
 //! - [`think`]: a reasoning model's inline `<think>…</think>` split out as thinking, live;
 //! - [`anthropic`]: forwards to another Anthropic-compatible gateway;
-//! - [`openai`]: any OpenAI-compatible `/v1/chat/completions` server (vLLM, llama.cpp, Ollama);
-//! - [`fake`] (feature `fake`): a scripted expert for tests.
+//! - [`openai`]: any OpenAI-compatible `/v1/chat/completions` server (vLLM, llama.cpp, Ollama).
 
 pub mod anthropic;
 pub mod context;
 pub mod event;
-#[cfg(feature = "fake")]
-pub mod fake;
 pub mod limit;
 pub mod openai;
 pub mod route;

@@ -26,10 +26,10 @@ pub fn send_error(expert: &str, error: &reqwest::Error) -> ExpertError {
     } else {
         "failed"
     };
-    ExpertError::overloaded(format!(
-        "expert {expert:?}: upstream {what}: {}",
-        root(error)
-    ))
+    ExpertError::Overloaded {
+        message: format!("expert {expert:?}: upstream {what}: {}", root(error)),
+        retry_after: Some(UNREACHABLE_RETRY_AFTER_SECS),
+    }
 }
 
 fn root(error: &(dyn std::error::Error + 'static)) -> String {
@@ -108,10 +108,12 @@ pub fn sse_events(
     let mut parser = SseParser::default();
     let mut body = response.bytes_stream();
     async_stream(move |yield_| async move {
+        let mut events_seen = false;
         while let Some(chunk) = body.next().await {
             match chunk {
                 Ok(bytes) => {
                     for event in parser.push(&bytes) {
+                        events_seen = true;
                         if !yield_.send(Ok(event)).await {
                             return;
                         }
@@ -119,10 +121,7 @@ pub fn sse_events(
                 }
                 Err(error) => {
                     let _ = yield_
-                        .send(Err(ExpertError::Upstream(format!(
-                            "expert {expert:?}: upstream stream broke: {}",
-                            root(&error)
-                        ))))
+                        .send(Err(broken_stream(&expert, &error, events_seen)))
                         .await;
                     return;
                 }
@@ -133,6 +132,29 @@ pub fn sse_events(
         }
     })
 }
+
+/// An upstream body that broke. Before its first event the upstream is as good as unreachable
+/// (a server that accepted the request and then died, e.g. killed by a signal): a retryable 529,
+/// like a refused connection. Later, the answer is cut off: an upstream error.
+fn broken_stream(expert: &str, error: &reqwest::Error, events_seen: bool) -> ExpertError {
+    if events_seen {
+        ExpertError::Upstream(format!(
+            "expert {expert:?}: upstream stream broke: {}",
+            root(error)
+        ))
+    } else {
+        ExpertError::Overloaded {
+            message: format!(
+                "expert {expert:?}: upstream closed the connection before answering: {}",
+                root(error)
+            ),
+            retry_after: Some(UNREACHABLE_RETRY_AFTER_SECS),
+        }
+    }
+}
+
+/// The `retry-after` an unreachable (or dead) upstream gets.
+const UNREACHABLE_RETRY_AFTER_SECS: u64 = 2;
 
 /// Reads what is left of an upstream body after its last event (usually just the end of the
 /// chunked encoding), so the connection goes back to the pool instead of being closed. Bounded:

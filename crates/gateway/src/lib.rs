@@ -12,8 +12,11 @@
 //! - [`routes`]: thin handlers (`messages`, `count_tokens`, `models`, `health`);
 //! - [`normalize`]: what the gateway changes before an expert sees a request;
 //! - [`sse`]: the one state machine from expert events to stream events, and the SSE body;
-//! - [`collect`]: stream events folded into a non-streaming message.
+//! - [`collect`]: stream events folded into a non-streaming message;
+//! - [`trace`]: each request's trace for the dashboard (tokens, timings, outcome);
+//! - [`admin`]: the dashboard (`/ui`) and its API (`/api`), behind their own sessions.
 
+pub mod admin;
 pub mod collect;
 pub mod error;
 pub mod guard;
@@ -21,10 +24,11 @@ pub mod normalize;
 pub mod routes;
 pub mod sse;
 pub mod state;
+pub mod trace;
 
 use axum::Router;
 use axum::middleware::from_fn_with_state;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post, put};
 use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -46,10 +50,39 @@ pub fn router(state: GatewayState) -> Router {
         )
         .route("/v1/models", get(routes::models::list))
         .route("/v1/models/{id}", get(routes::models::retrieve))
+        .route("/ui", get(admin::assets::root))
+        .route("/ui/", get(admin::assets::index))
+        .route("/ui/login", get(admin::assets::login))
+        .route("/ui/assets/{file}", get(admin::assets::asset))
+        .route("/api/login-link", post(admin::api::login_link))
+        .route("/api/session", post(admin::api::session))
+        .route("/api/logout", post(admin::api::logout))
+        .route("/api/overview", get(admin::api::overview))
+        .route("/api/events", get(admin::api::events))
+        .route("/api/requests", get(admin::api::requests))
+        .route(
+            "/api/keys",
+            get(admin::api::keys).post(admin::api::create_key),
+        )
+        .route("/api/keys/{id}", delete(admin::api::revoke_key))
+        .route("/api/keys/{id}/profile", put(admin::api::set_profile))
+        .route("/api/profiles", get(admin::api::profiles))
+        .route(
+            "/api/models",
+            get(admin::api::models).post(admin::api::add_model),
+        )
+        .route("/api/models/pull", post(admin::api::pull_model))
+        .route("/api/models/{name}", delete(admin::api::remove_model))
+        .route("/api/wiring", get(admin::api::wiring))
+        .route("/api/wiring/{target}/wire", post(admin::api::wire))
+        .route("/api/wiring/{target}/unwire", post(admin::api::unwire))
+        .route("/api/doctor", get(admin::api::doctor))
+        .route("/api/logs", get(admin::api::logs))
         .fallback(routes::health::not_found)
         .method_not_allowed_fallback(routes::health::method_not_allowed)
         .with_state(state.clone());
-    let authenticated = from_fn_with_state(state.clone(), guard::authenticate).layer(routes);
+    let dashboard = from_fn_with_state(state.clone(), admin::guard).layer(routes);
+    let authenticated = from_fn_with_state(state.clone(), guard::authenticate).layer(dashboard);
     let guarded = from_fn_with_state(state, guard::edge).layer(authenticated);
     Router::new().fallback_service(guarded)
 }

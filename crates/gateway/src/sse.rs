@@ -13,6 +13,15 @@ use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
 use crate::GatewayError;
+use crate::trace::Recorder;
+
+/// Whether an event carries part of the answer (for the time to first token).
+pub fn is_answer(event: &StreamEvent) -> bool {
+    matches!(
+        event,
+        StreamEvent::ContentBlockStart { .. } | StreamEvent::ContentBlockDelta { .. }
+    )
+}
 
 /// The block currently open.
 #[derive(Debug)]
@@ -67,6 +76,11 @@ impl Encoder {
         StreamEvent::MessageStart {
             message: self.message.clone(),
         }
+    }
+
+    /// The message so far: usage and, once stopped, the stop reason.
+    pub fn message(&self) -> &Message {
+        &self.message
     }
 
     /// Whether a `Stop` has been seen.
@@ -243,6 +257,7 @@ pub fn body(
     mut stream: ExpertStream,
     ping_interval: Duration,
     shutdown: CancellationToken,
+    mut recorder: Recorder,
 ) -> impl Stream<Item = Result<Bytes, Infallible>> + Send + 'static {
     generator(move |out| async move {
         let mut events = vec![encoder.start(), StreamEvent::Ping];
@@ -250,12 +265,16 @@ pub fn body(
             encoder.event(event, &mut events);
         }
         loop {
+            if events.iter().any(is_answer) {
+                recorder.first_token();
+            }
             for event in events.drain(..) {
                 if !out.send(Ok(event.to_sse())).await {
                     return; // client gone: dropping `stream` cancels the expert
                 }
             }
             if encoder.is_stopped() {
+                recorder.finish(Some(encoder.message()), None);
                 return;
             }
             let next = tokio::select! {
@@ -265,6 +284,7 @@ pub fn body(
                         "the gateway is shutting down",
                     ));
                     out.send(Ok(error_event(&error).to_sse())).await;
+                    recorder.finish(Some(encoder.message()), Some(&error));
                     return;
                 }
                 next = tokio::time::timeout(ping_interval, stream.next()) => next,
@@ -279,6 +299,7 @@ pub fn body(
                     for event in events.drain(..) {
                         out.send(Ok(event.to_sse())).await;
                     }
+                    recorder.finish(Some(encoder.message()), Some(&error));
                     return;
                 }
                 Ok(None) => {
@@ -287,6 +308,7 @@ pub fn body(
                     for event in events.drain(..) {
                         out.send(Ok(event.to_sse())).await;
                     }
+                    recorder.finish(Some(encoder.message()), Some(&error));
                     return;
                 }
             }

@@ -4,13 +4,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use moe_sovereign_experts::{Profile, RouteTable};
+use moe_sovereign_telemetry::Hub;
 use tokio_util::sync::CancellationToken;
+
+use crate::admin::Admin;
+use crate::trace::InFlight;
 
 /// Who is calling: the key's id and the profile it is bound to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
     /// The key id (never the key).
     pub key_id: String,
+    /// The key's name (for traces).
+    pub key_name: String,
     /// The key's active profile.
     pub profile: Profile,
 }
@@ -59,4 +65,11 @@ pub struct GatewayState {
     pub settings: Arc<Settings>,
     /// Cancelled at shutdown: open streams end with an error event.
     pub shutdown: CancellationToken,
+    /// Telemetry and request traces.
+    pub hub: Arc<Hub>,
+    /// Requests running now.
+    pub in_flight: Arc<InFlight>,
+    /// The dashboard and its API; `None` serves no `/ui` or `/api` at all (every admin path is
+    /// then refused like any unknown route).
+    pub admin: Option<Arc<Admin>>,
 }

@@ -10,10 +10,12 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use moe_sovereign_anthropic::StopReason;
-use moe_sovereign_experts::fake::ScriptedExpert;
+mod support;
 use moe_sovereign_experts::{Expert, ExpertError, ExpertEvent, Profile, RouteTable, UsageUpdate};
 use moe_sovereign_gateway::{Authenticator, Caller, GatewayState, Settings, router};
+use moe_sovereign_telemetry::Hub;
 use serde_json::{Value, json};
+use support::fake::ScriptedExpert;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
@@ -26,6 +28,7 @@ impl Authenticator for OneKey {
     fn authenticate(&self, key: &str) -> Option<Caller> {
         (key == KEY).then(|| Caller {
             key_id: "key_1".into(),
+            key_name: "test".into(),
             profile: Profile::Native,
         })
     }
@@ -43,6 +46,9 @@ fn state(expert: ScriptedExpert) -> GatewayState {
             ..Settings::default()
         }),
         shutdown: CancellationToken::new(),
+        hub: Hub::new(),
+        in_flight: Arc::default(),
+        admin: None,
     }
 }
 

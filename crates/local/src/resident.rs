@@ -134,6 +134,21 @@ impl Residency {
         residency
     }
 
+    /// The loaded slots (named after their experts) and their sizes in bytes.
+    pub fn loaded(&self) -> Vec<(String, u64)> {
+        lock(&self.slots)
+            .iter()
+            .filter_map(Weak::upgrade)
+            .filter(|slot| slot.is_loaded())
+            .map(|slot| (slot.name().to_owned(), slot.size()))
+            .collect()
+    }
+
+    /// The memory budget for loaded models, in bytes.
+    pub fn budget(&self) -> Option<u64> {
+        self.policy.memory_budget
+    }
+
     /// A slot for a model called `name` whose file has `size` bytes.
     pub fn slot<T: Send + Sync + 'static>(&self, name: &str, size: u64) -> Arc<Slot<T>> {
         let slot = Arc::new(Slot {

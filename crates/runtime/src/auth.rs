@@ -67,6 +67,7 @@ impl Authenticator for FileKeys {
         let record = cache.1.verify(key)?;
         Some(Caller {
             key_id: record.id.clone(),
+            key_name: record.name.clone(),
             profile: Profile::parse(&record.profile).unwrap_or(Profile::Native),
         })
     }

@@ -1,28 +1,38 @@
-//! `doctor`: every check a user would otherwise do by hand, one line each; non-zero exit when
-//! something needs them.
+//! `doctor`: every check a user would otherwise do by hand, one line each. The CLI prints them
+//! (non-zero exit when one failed); the dashboard shows them.
 
 use std::time::Duration;
 
 use moe_sovereign_keys::{KeyManager, SecretStore};
 use moe_sovereign_local::Registry;
-use moe_sovereign_runtime::{Home, config, wiring};
-use moe_sovereign_wiring::{FileStatus, Params, Target, Wiring};
+use moe_sovereign_wiring::{FileStatus, Target, Wiring};
 use serde::Serialize;
 
+use crate::{Home, config, wiring};
+
+/// How a check came out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-enum Level {
+pub enum Level {
+    /// Fine.
     Ok,
+    /// Worth knowing.
     Info,
+    /// Works, but not as it should.
     Warn,
+    /// Needs the user.
     Fail,
 }
 
-#[derive(Debug, Serialize)]
-struct Check {
-    check: String,
-    status: Level,
-    detail: String,
+/// One check: what, how it came out, and the detail (with what to do when it failed).
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    /// What was checked.
+    pub check: String,
+    /// How it came out.
+    pub status: Level,
+    /// What was found; for a failure, what to do.
+    pub detail: String,
 }
 
 #[derive(Default)]
@@ -38,30 +48,14 @@ impl Checks {
     }
 }
 
-pub fn doctor(json: bool) -> anyhow::Result<()> {
+/// Runs every check. Blocking (keychain, files, HTTP): call it off any async runtime thread.
+pub fn run() -> Vec<Check> {
     let mut checks = Checks::default();
-    run(&mut checks);
-    if json {
-        println!("{}", serde_json::to_string_pretty(&checks.0)?);
-    } else {
-        for c in &checks.0 {
-            let tag = match c.status {
-                Level::Ok => "ok  ",
-                Level::Info => "info",
-                Level::Warn => "warn",
-                Level::Fail => "FAIL",
-            };
-            println!("{tag}  {:<28} {}", c.check, c.detail);
-        }
-    }
-    let failed = checks.0.iter().filter(|c| c.status == Level::Fail).count();
-    if failed > 0 {
-        anyhow::bail!("{failed} check(s) need your attention");
-    }
-    Ok(())
+    run_into(&mut checks);
+    checks.0
 }
 
-fn run(checks: &mut Checks) {
+fn run_into(checks: &mut Checks) {
     let home = match Home::locate() {
         Ok(home) => home,
         Err(e) => return checks.add("home", Level::Fail, e.to_string()),
@@ -177,7 +171,18 @@ fn run(checks: &mut Checks) {
         .iter()
         .find_map(|t| wiring.recorded(*t).ok().flatten())
         .map_or_else(|| wiring::url_for(config.listen), |(url, _)| url);
-    gateway_checks(checks, &url, key.as_deref());
+    // The running gateway may listen elsewhere (`serve --listen 127.0.0.1:0`): check that one.
+    let live = home.live_url();
+    if let Some(live) = &live
+        && *live != url
+    {
+        checks.add(
+            "address",
+            Level::Warn,
+            format!("the running gateway listens at {live}, Claude is wired to {url}"),
+        );
+    }
+    gateway_checks(checks, live.as_deref().unwrap_or(&url), key.as_deref());
     for target in Target::ALL {
         claude_checks(
             checks,
@@ -261,24 +266,18 @@ fn claude_checks(
     default_url: &str,
     default_key_id: Option<&str>,
 ) {
-    let recorded = wiring.recorded(target).ok().flatten();
-    let (url, key_id) = match &recorded {
-        Some((url, key_id)) => (url.clone(), key_id.clone()),
-        None => (
-            default_url.to_owned(),
-            default_key_id.unwrap_or_default().to_owned(),
-        ),
+    let status = match crate::admin::target_status(
+        home,
+        wiring,
+        keys,
+        target,
+        default_url,
+        default_key_id,
+    ) {
+        Ok(status) => status,
+        Err(e) => return checks.add(target.name(), Level::Fail, e),
     };
-    let params = Params {
-        key: keys.reveal(Some(&key_id)).unwrap_or_default(),
-        url,
-        key_id,
-        helper: Wiring::helper_path(home.dir()),
-    };
-    let statuses = match wiring.status(target, &params) {
-        Ok(statuses) => statuses,
-        Err(e) => return checks.add(target.name(), Level::Fail, e.to_string()),
-    };
+    let (recorded, statuses) = (status.recorded, status.files);
     let mut wired_files = 0;
     for (path, status) in &statuses {
         let name = format!("{target} file");

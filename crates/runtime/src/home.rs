@@ -1,4 +1,6 @@
-//! The data folder: `config.toml`, `keys.json`, (opt-in) `secrets.json`.
+//! The data folder: `config.toml`, `keys.json`, (opt-in) `secrets.json`, and while a gateway
+//! runs `live.json` (its address) and `admin.secret` (what `moe-sovereign ui` shows the gateway
+//! to get a dashboard login link; 0600, so only this user can read it).
 
 use std::path::{Path, PathBuf};
 
@@ -56,4 +58,79 @@ impl Home {
     pub fn keys(&self, store: SecretStore) -> KeyManager {
         KeyManager::new(&self.dir, store)
     }
+
+    /// `live.json`: the running gateway's address.
+    pub fn live_path(&self) -> PathBuf {
+        self.dir.join("live.json")
+    }
+
+    /// Records that a gateway of process `pid` serves at `url` (written atomically, 0600).
+    pub fn write_live(&self, url: &str) -> Result<(), RuntimeError> {
+        let body = serde_json::json!({ "url": url, "pid": std::process::id() }).to_string();
+        write_private(&self.live_path(), body.as_bytes())
+    }
+
+    /// Forgets the live address, if it is ours.
+    pub fn remove_live(&self) {
+        let ours = std::fs::read_to_string(self.live_path())
+            .ok()
+            .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+            .is_some_and(|v| v["pid"].as_u64() == Some(u64::from(std::process::id())));
+        if ours {
+            let _ = std::fs::remove_file(self.live_path());
+        }
+    }
+
+    /// The running gateway's URL, if one recorded it and its process is still there.
+    pub fn live_url(&self) -> Option<String> {
+        let text = std::fs::read_to_string(self.live_path()).ok()?;
+        let value: serde_json::Value = serde_json::from_str(&text).ok()?;
+        let pid = value["pid"].as_u64()?;
+        if !process_alive(pid) {
+            return None;
+        }
+        value["url"].as_str().map(str::to_owned)
+    }
+
+    /// `admin.secret`, created (random, 0600) when missing.
+    pub fn admin_secret(&self) -> Result<String, RuntimeError> {
+        let path = self.dir.join("admin.secret");
+        if let Ok(secret) = std::fs::read_to_string(&path) {
+            let secret = secret.trim().to_owned();
+            if secret.len() >= 32 {
+                return Ok(secret);
+            }
+        }
+        let mut bytes = [0u8; 32];
+        getrandom::fill(&mut bytes).map_err(|e| RuntimeError::Io {
+            context: "cannot make the dashboard secret".into(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+        let secret = hex::encode(bytes);
+        write_private(&path, secret.as_bytes())?;
+        Ok(secret)
+    }
+
+    /// Reads `admin.secret` without creating it.
+    pub fn read_admin_secret(&self) -> Option<String> {
+        let secret = std::fs::read_to_string(self.dir.join("admin.secret")).ok()?;
+        Some(secret.trim().to_owned()).filter(|s| s.len() >= 32)
+    }
+}
+
+/// Whether process `pid` exists (always true where that cannot be told).
+fn process_alive(pid: u64) -> bool {
+    if cfg!(target_os = "linux") {
+        std::path::Path::new(&format!("/proc/{pid}")).exists()
+    } else {
+        true
+    }
+}
+
+/// Writes a small private file with the one atomic-write routine (temp file, fsync, 0600, rename).
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), RuntimeError> {
+    moe_sovereign_wiring::write_atomic(path, bytes, 0o600).map_err(|e| RuntimeError::Io {
+        context: format!("cannot write {}", path.display()),
+        source: std::io::Error::other(e.to_string()),
+    })
 }

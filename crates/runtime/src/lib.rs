@@ -6,11 +6,20 @@
 //! - [`config`]: `config.toml`: raw schema → validated [`Config`], every problem at once;
 //! - [`auth`]: the gateway's key check over `keys.json`, reloaded when it changes;
 //! - [`server`]: builds experts and the route table, binds, serves, shuts down;
-//! - [`wiring`]: Claude's wiring composed with config and keys, and its watcher in `serve`.
+//! - [`wiring`]: Claude's wiring composed with config and keys, and its watcher in `serve`;
+//! - [`admin`]: what the CLI, the dashboard and the tray list and change (keys, profiles, models,
+//!   wiring state), and the dashboard's backend over it;
+//! - [`doctor`]: every check, for `doctor` and the dashboard;
+//! - [`models`]: pulling a model (download, verification, registration);
+//! - [`logging`]: the log (stderr and a rotated file in the home folder) and reading it back.
 
+pub mod admin;
 pub mod auth;
 pub mod config;
+pub mod doctor;
 pub mod home;
+pub mod logging;
+pub mod models;
 pub mod server;
 pub mod wiring;
 

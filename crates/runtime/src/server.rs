@@ -8,15 +8,18 @@ use moe_sovereign_experts::anthropic::AnthropicExpert;
 use moe_sovereign_experts::limit::Limited;
 use moe_sovereign_experts::openai::OpenAiExpert;
 use moe_sovereign_experts::{Expert, RouteTable, Secret};
+use moe_sovereign_gateway::admin::Admin;
 use moe_sovereign_gateway::{GatewayState, Settings};
 use moe_sovereign_keys::SecretStore;
 use moe_sovereign_local::{LocalExpert, Registry, Residency, ResidencyPolicy};
+use moe_sovereign_telemetry::{Hub, LiveEvent};
 use moe_sovereign_wiring::watch::{Event as WiringEvent, Watcher};
 use tokio::net::TcpListener;
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::admin::Backend;
 use crate::auth::FileKeys;
 use crate::config::{Config, ConfigError, ExpertKind, Problem, SecretRef};
 use crate::{Home, RuntimeError};
@@ -38,11 +41,14 @@ pub struct ServeOptions {
 /// A bound, serving gateway.
 pub struct RunningServer {
     addr: SocketAddr,
+    home: Home,
     shutdown: CancellationToken,
     task: JoinHandle<std::io::Result<()>>,
     experts: usize,
     keys: usize,
     wiring_events: broadcast::Sender<WiringEvent>,
+    hub: Arc<Hub>,
+    admin: Arc<Admin>,
     _watcher: Option<Watcher>,
 }
 
@@ -64,11 +70,13 @@ pub async fn start(
     }
     let store = home.secret_store(config.secret_store);
     let registry = Registry::new(home.dir());
-    let experts =
-        build_experts(config, &store, &registry).map_err(|problems| ConfigError::Invalid {
+    let residency = Residency::new(residency_policy(&config.local));
+    let experts = build_experts(config, &store, &registry, &residency).map_err(|problems| {
+        ConfigError::Invalid {
             path: home.config_path(),
             problems,
-        })?;
+        }
+    })?;
     let expert_count = experts.len();
     let experts = experts
         .into_iter()
@@ -99,6 +107,17 @@ pub async fn start(
     ));
     let key_count = keys.count();
     let shutdown = CancellationToken::new();
+    let hub = Hub::new();
+    hub.spawn_sampler(shutdown.clone());
+    let admin = Arc::new(Admin::new(
+        Arc::new(Backend::new(
+            home.clone(),
+            config.clone(),
+            residency,
+            hub.clone(),
+        )),
+        home.admin_secret()?,
+    ));
     let state = GatewayState {
         routes: Arc::new(routes),
         auth: keys,
@@ -110,6 +129,9 @@ pub async fn start(
             first_event_timeout: config.gateway.first_event_timeout,
         }),
         shutdown: shutdown.clone(),
+        hub: hub.clone(),
+        in_flight: Arc::default(),
+        admin: Some(admin.clone()),
     };
     let task = tokio::spawn(moe_sovereign_gateway::serve(
         listener,
@@ -125,15 +147,69 @@ pub async fn start(
             None
         }
     };
+    tokio::spawn(forward_wiring_events(
+        wiring_events.subscribe(),
+        hub.clone(),
+        shutdown.clone(),
+    ));
+    // `moe-sovereign ui` and `doctor` find this gateway here, whatever port it got.
+    if let Err(error) = home.write_live(&crate::wiring::url_for(addr)) {
+        tracing::warn!("{error}");
+    }
     Ok(RunningServer {
         addr,
+        home: home.clone(),
         shutdown,
         task,
         experts: expert_count,
         keys: key_count,
         wiring_events,
+        hub,
+        admin,
         _watcher: watcher,
     })
+}
+
+/// The watcher's events, for the dashboard's live feed.
+async fn forward_wiring_events(
+    mut events: broadcast::Receiver<WiringEvent>,
+    hub: Arc<Hub>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let event = tokio::select! {
+            () = shutdown.cancelled() => return,
+            event = events.recv() => event,
+        };
+        let (message, attention) = match event {
+            Ok(WiringEvent::Reapplied { target, file }) => (
+                format!(
+                    "{target}: our settings were missing from {} and were put back",
+                    file.display()
+                ),
+                false,
+            ),
+            Ok(WiringEvent::Broken {
+                target,
+                file,
+                line,
+                column,
+                message,
+            }) => (
+                format!(
+                    "{target}: {} does not parse (line {line}, column {column}: {message}); it was left alone — fix it by hand",
+                    file.display()
+                ),
+                true,
+            ),
+            Ok(WiringEvent::Failed { target, message }) => {
+                (format!("{target}: re-applying failed: {message}"), true)
+            }
+            Err(broadcast::error::RecvError::Lagged(_)) => continue,
+            Err(broadcast::error::RecvError::Closed) => return,
+        };
+        hub.publish(LiveEvent::Wiring { message, attention });
+    }
 }
 
 /// `[local]` as the residency's policy; the default budget is 60% of this machine's memory.
@@ -155,6 +231,7 @@ fn build_experts(
     config: &Config,
     store: &SecretStore,
     registry: &Registry,
+    residency: &Arc<Residency>,
 ) -> Result<Vec<Arc<dyn Expert>>, Vec<Problem>> {
     let mut problems = Vec::new();
     let mut experts: Vec<Arc<dyn Expert>> = Vec::new();
@@ -163,14 +240,13 @@ fn build_experts(
         column: 1,
         message,
     };
-    let residency = Residency::new(residency_policy(&config.local));
     if config.experts.is_empty() {
         // No experts configured: the first registered model serves every profile.
         match registry.list() {
             Ok(models) => {
                 if let Some(entry) = models.into_iter().next() {
                     let name = entry.name.clone();
-                    experts.push(Arc::new(LocalExpert::new(&name, entry, &residency)));
+                    experts.push(Arc::new(LocalExpert::new(&name, entry, residency)));
                 }
             }
             Err(error) => problems.push(problem(error.to_string())),
@@ -212,7 +288,7 @@ fn build_experts(
         if expert.kind == ExpertKind::Local {
             match registry.get(model.as_deref().unwrap_or_default()) {
                 Ok(entry) => {
-                    experts.push(Arc::new(LocalExpert::new(&expert.name, entry, &residency)))
+                    experts.push(Arc::new(LocalExpert::new(&expert.name, entry, residency)))
                 }
                 Err(error) => problems.push(problem(format!("expert {:?}: {error}", expert.name))),
             }
@@ -262,17 +338,31 @@ impl RunningServer {
         self.keys
     }
 
+    /// Telemetry, request traces and the live feed.
+    pub fn hub(&self) -> &Arc<Hub> {
+        &self.hub
+    }
+
+    /// A one-time dashboard login URL (the tray opens it in its window).
+    pub fn login_url(&self) -> String {
+        self.admin.login_url(self.addr.port())
+    }
+
     /// Serves until SIGINT/SIGTERM, then shuts down: open streams end with an `error` event,
     /// and the server stops within `grace`.
     pub async fn run_until_signal(self, grace: Duration) -> Result<(), RuntimeError> {
         let shutdown = self.shutdown.clone();
         let mut task = self.task;
         tokio::select! {
-            result = &mut task => return finished(result),
+            result = &mut task => {
+                self.home.remove_live();
+                return finished(result);
+            }
             () = signal() => {}
         }
         tracing::info!("shutting down");
         shutdown.cancel();
+        self.home.remove_live();
         match tokio::time::timeout(grace, &mut task).await {
             Ok(result) => finished(result),
             Err(_) => {

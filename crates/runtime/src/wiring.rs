@@ -6,10 +6,11 @@ use std::sync::{Arc, Mutex};
 
 use moe_sovereign_keys::KeyManager;
 use moe_sovereign_wiring::watch::{self, Event, Watcher};
-use moe_sovereign_wiring::{Params, Target, Wiring, WiringError};
+use moe_sovereign_wiring::{Params, Report, Target, Wiring, WiringError};
 use tokio::sync::broadcast;
 
 use crate::Home;
+use crate::config::Config;
 
 /// The wiring over this home and this machine's Claude folders.
 pub fn wiring(home: &Home) -> Result<Wiring, WiringError> {
@@ -50,6 +51,72 @@ pub fn params(home: &Home, keys: &KeyManager, url: &str, key_id: &str) -> Result
         key,
         helper: Wiring::helper_path(home.dir()),
     })
+}
+
+/// What [`wire`] did.
+#[derive(Debug)]
+pub struct Wired {
+    /// The URL Claude now uses.
+    pub url: String,
+    /// The key it uses.
+    pub key_id: String,
+    /// Set when no key existed and one was created for Claude.
+    pub created_key: bool,
+    /// The key's value (for masking it in a dry run's diff; never printed).
+    pub key: String,
+    /// Each file and what changed in it.
+    pub report: Report,
+}
+
+/// Points `target` at the gateway: `url` (default: the configured, stable address — never a
+/// temporary port), key `key_id` (default: the default key; a new `moe_native` key named
+/// "claude" when none exists, except in a dry run). Shared by `wire`, the dashboard and the tray.
+pub fn wire(
+    home: &Home,
+    config: &Config,
+    target: Target,
+    url: Option<&str>,
+    key_id: Option<&str>,
+    dry_run: bool,
+) -> Result<Wired, String> {
+    let keys = home.keys(home.secret_store(config.secret_store));
+    let url = match url {
+        Some(url) => normalize_url(url)?,
+        None => url_for(config.listen),
+    };
+    let (key_id, created_key) = match key_id {
+        Some(id) => (id.to_owned(), false),
+        None => match keys.load().map_err(|e| e.to_string())?.default_key {
+            Some(id) => (id, false),
+            None if dry_run => {
+                return Err("no API key exists yet; `wire` without --dry-run creates one".into());
+            }
+            None => {
+                let issued = keys
+                    .create("moe_native", Some("claude"))
+                    .map_err(|e| e.to_string())?;
+                (issued.record.id, true)
+            }
+        },
+    };
+    let params = params(home, &keys, &url, &key_id)?;
+    let report = wiring(home)
+        .and_then(|w| w.wire(target, &params, dry_run))
+        .map_err(|e| format!("cannot wire {target}: {e}"))?;
+    Ok(Wired {
+        url,
+        key_id,
+        created_key,
+        key: params.key,
+        report,
+    })
+}
+
+/// Undoes `target`'s wiring (see [`Wiring::unwire`]).
+pub fn unwire(home: &Home, target: Target, dry_run: bool) -> Result<Report, String> {
+    wiring(home)
+        .and_then(|w| w.unwire(target, dry_run))
+        .map_err(|e| format!("cannot unwire {target}: {e}"))
 }
 
 /// Starts the watcher; its events are logged and sent to `events`. The keychain is asked at

@@ -1,12 +1,15 @@
-//! A scripted expert for fast tests (feature `fake`; never in shipped binaries).
+//! A scripted expert for the router tests (test code only: never in a shipped binary, and no
+//! feature of a library crate, so `cargo test` builds the libraries exactly as the release does).
 
 use std::time::Duration;
 
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
 
-use crate::upstream::async_stream;
-use crate::{Expert, ExpertError, ExpertEvent, ExpertRequest, ExpertStream, estimate_tokens};
+use moe_sovereign_experts::generator as async_stream;
+use moe_sovereign_experts::{
+    Expert, ExpertError, ExpertEvent, ExpertRequest, ExpertStream, estimate_tokens,
+};
 
 /// Plays back a fixed script; `refuse` makes `stream` fail before accepting.
 #[derive(Debug, Clone)]

@@ -1,0 +1,406 @@
+//! What the CLI, the dashboard and the tray show and change, in one place: key and profile
+//! listings, models with their residency, Claude's wiring state, doctor — and the dashboard's
+//! backend over them.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use moe_sovereign_experts::Profile;
+use moe_sovereign_gateway::admin::{Action, AdminBackend, AdminError};
+use moe_sovereign_keys::{KeyError, KeyManager};
+use moe_sovereign_local::{Registry, Residency};
+use moe_sovereign_telemetry::{Hub as TelemetryHub, LiveEvent};
+use moe_sovereign_wiring::{FileStatus, Params, Target, Wiring};
+use serde_json::{Value, json};
+
+use crate::config::Config;
+use crate::models::PullEvent;
+use crate::{Home, wiring};
+
+/// The `keys list --json` rows: id, name, profile, created_at, default. Never a key value.
+pub fn key_rows(keys: &KeyManager) -> Result<Vec<Value>, KeyError> {
+    let file = keys.load()?;
+    Ok(file
+        .keys
+        .iter()
+        .map(|k| {
+            json!({
+                "id": k.id, "name": k.name, "profile": k.profile,
+                "created_at": k.created_at,
+                "default": file.default_key.as_deref() == Some(k.id.as_str()),
+            })
+        })
+        .collect())
+}
+
+/// Why [`profile_rows`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ViewError {
+    /// The key file could not be read.
+    #[error(transparent)]
+    Keys(#[from] KeyError),
+    /// No key with that id.
+    #[error("no key with id {0:?} (see `moe-sovereign keys list`)")]
+    NoSuchKey(String),
+}
+
+/// The `profiles list --json` rows for key `key_id` (the default key when `None`): profile,
+/// model_id, expert, active.
+pub fn profile_rows(
+    config: &Config,
+    keys: &KeyManager,
+    key_id: Option<&str>,
+) -> Result<Vec<Value>, ViewError> {
+    let file = keys.load()?;
+    let id = key_id.map(str::to_owned).or(file.default_key.clone());
+    let active = id
+        .as_deref()
+        .and_then(|id| file.keys.iter().find(|k| k.id == id))
+        .map(|k| k.profile.clone());
+    if let (Some(id), None) = (&id, &active) {
+        return Err(ViewError::NoSuchKey(id.clone()));
+    }
+    Ok(Profile::ALL
+        .iter()
+        .map(|p| {
+            let expert = config
+                .profiles
+                .iter()
+                .find(|(bound, _)| bound == p)
+                .map(|(_, e)| e.clone())
+                .or_else(|| config.experts.first().map(|e| e.name.clone()));
+            json!({
+                "profile": p.name(), "model_id": p.model_id(), "expert": expert,
+                "active": active.as_deref() == Some(p.name()),
+            })
+        })
+        .collect())
+}
+
+/// One Claude target's wiring: what `wire` recorded (URL, key id) and each file's state.
+#[derive(Debug)]
+pub struct TargetStatus {
+    /// The target.
+    pub target: Target,
+    /// URL and key id `wire` recorded, when wired.
+    pub recorded: Option<(String, String)>,
+    /// Each file the wiring touches, with its state.
+    pub files: Vec<(PathBuf, FileStatus)>,
+}
+
+/// How `target` is wired now. `default_url`/`default_key_id` stand in when it is not wired.
+pub fn target_status(
+    home: &Home,
+    wiring: &Wiring,
+    keys: &KeyManager,
+    target: Target,
+    default_url: &str,
+    default_key_id: Option<&str>,
+) -> Result<TargetStatus, String> {
+    let recorded = wiring.recorded(target).ok().flatten();
+    let (url, key_id) = match &recorded {
+        Some((url, key_id)) => (url.clone(), key_id.clone()),
+        None => (
+            default_url.to_owned(),
+            default_key_id.unwrap_or_default().to_owned(),
+        ),
+    };
+    // Claude Code's files never hold the key; only Desktop's seed block needs it.
+    let key = match target {
+        Target::ClaudeDesktop => keys.reveal(Some(&key_id)).unwrap_or_default(),
+        Target::ClaudeCode => String::new(),
+    };
+    let params = Params {
+        key,
+        url,
+        key_id,
+        helper: Wiring::helper_path(home.dir()),
+    };
+    let files = wiring.status(target, &params).map_err(|e| e.to_string())?;
+    Ok(TargetStatus {
+        target,
+        recorded,
+        files,
+    })
+}
+
+/// The dashboard's backend: the same library calls the CLI makes.
+pub struct Backend {
+    home: Home,
+    config: Config,
+    residency: Arc<Residency>,
+    hub: Arc<TelemetryHub>,
+}
+
+impl Backend {
+    /// A backend over `home` as configured by `config`; `residency` tells which models are
+    /// loaded; long work (a download) reports through `hub`'s live feed.
+    pub fn new(
+        home: Home,
+        config: Config,
+        residency: Arc<Residency>,
+        hub: Arc<TelemetryHub>,
+    ) -> Self {
+        Self {
+            home,
+            config,
+            residency,
+            hub,
+        }
+    }
+
+    /// Starts a download on a thread of its own; progress and the outcome go to the live feed.
+    fn pull(&self, repo: Option<String>, file: Option<String>) -> Result<Value, AdminError> {
+        let home = self.home.clone();
+        let hub = self.hub.clone();
+        let label = repo
+            .clone()
+            .unwrap_or_else(|| moe_sovereign_hub::DEFAULT_REPO.into());
+        let event = move |state: &str, progress, detail| LiveEvent::Model {
+            name: label.clone(),
+            state: state.into(),
+            progress,
+            detail,
+        };
+        std::thread::Builder::new()
+            .name("model pull".into())
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(runtime) => runtime,
+                    Err(e) => return hub.publish(event("failed", None, Some(e.to_string()))),
+                };
+                // At most one progress event per percent.
+                let mut last = u64::MAX;
+                let result = runtime.block_on(crate::models::pull(
+                    &home,
+                    repo.as_deref(),
+                    file.as_deref(),
+                    None,
+                    |e| match e {
+                        PullEvent::Resolved(remote) => hub.publish(event(
+                            "pulling",
+                            Some((0, remote.size)),
+                            Some(format!("{}/{}", remote.repo, remote.file)),
+                        )),
+                        PullEvent::Progress { done, total } => {
+                            let percent = done * 100 / total.max(1);
+                            if percent != last {
+                                last = percent;
+                                hub.publish(event("pulling", Some((done, total)), None));
+                            }
+                        }
+                        PullEvent::Verified(_) => {}
+                    },
+                ));
+                hub.publish(match result {
+                    Ok(entry) => event("registered", None, Some(entry.name)),
+                    Err(message) => event("failed", None, Some(message)),
+                });
+            })
+            .map_err(|e| AdminError::Failed(format!("cannot start the download: {e}")))?;
+        Ok(json!({ "started": true }))
+    }
+
+    fn keys(&self) -> KeyManager {
+        self.home
+            .keys(self.home.secret_store(self.config.secret_store))
+    }
+
+    fn models(&self) -> Result<Value, AdminError> {
+        let models = Registry::new(self.home.dir())
+            .list()
+            .map_err(|e| AdminError::Failed(e.to_string()))?;
+        let loaded = self.residency.loaded();
+        let rows: Vec<Value> = models
+            .iter()
+            .map(|m| {
+                // A slot is named after its expert; an expert names its model in config.
+                let resident = loaded.iter().any(|(slot, _)| {
+                    *slot == m.name
+                        || self
+                            .config
+                            .experts
+                            .iter()
+                            .any(|e| e.name == *slot && e.model.as_deref() == Some(&m.name))
+                });
+                json!({
+                    "name": m.name, "architecture": m.architecture,
+                    "quantization": m.quantization, "size_bytes": m.size,
+                    "context_length": m.context_length, "path": m.path,
+                    "resident": resident,
+                })
+            })
+            .collect();
+        let ram = self
+            .hub
+            .history()
+            .latest()
+            .map_or(0, |sample| sample.memory_total);
+        Ok(json!({
+            "data": rows,
+            "memory_budget_bytes": self.residency.budget(),
+            "recommended": crate::models::recommended(ram),
+        }))
+    }
+
+    fn wiring(&self) -> Result<Value, AdminError> {
+        let wiring = wiring::wiring(&self.home).map_err(|e| AdminError::Failed(e.to_string()))?;
+        let keys = self.keys();
+        let default_key = keys.load().ok().and_then(|f| f.default_key);
+        let url = wiring::url_for(self.config.listen);
+        let mut targets = Vec::new();
+        for target in Target::ALL {
+            let status = target_status(
+                &self.home,
+                &wiring,
+                &keys,
+                target,
+                &url,
+                default_key.as_deref(),
+            )
+            .map_err(AdminError::Failed)?;
+            let files: Vec<Value> = status
+                .files
+                .iter()
+                .map(|(path, state)| {
+                    let (text, problem) = match state {
+                        FileStatus::Missing => ("not found".to_owned(), false),
+                        FileStatus::Broken(line, column, message) => (
+                            format!("does not parse (line {line}, column {column}: {message})"),
+                            true,
+                        ),
+                        FileStatus::Parsed { wired: true } => ("wired".to_owned(), false),
+                        FileStatus::Parsed { wired: false } => {
+                            ("parses, not wired".to_owned(), false)
+                        }
+                    };
+                    json!({ "path": path, "state": text, "problem": problem })
+                })
+                .collect();
+            targets.push(json!({
+                "target": target.name(),
+                "title": match target {
+                    Target::ClaudeDesktop => "Claude Desktop",
+                    Target::ClaudeCode => "Claude Code",
+                },
+                "wired": status.recorded.is_some(),
+                "url": status.recorded.as_ref().map(|(url, _)| url),
+                "key_id": status.recorded.as_ref().map(|(_, id)| id),
+                "files": files,
+            }));
+        }
+        Ok(json!({ "targets": targets }))
+    }
+}
+
+fn key_error(error: KeyError) -> AdminError {
+    match error {
+        KeyError::UnknownKey(_) | KeyError::NoKeys => AdminError::NotFound(error.to_string()),
+        other => AdminError::Failed(other.to_string()),
+    }
+}
+
+fn target_named(name: &str) -> Result<Target, AdminError> {
+    Target::ALL
+        .into_iter()
+        .find(|t| t.name() == name)
+        .ok_or_else(|| {
+            AdminError::NotFound(format!(
+                "unknown client {name:?}: expected claude-desktop or claude-code"
+            ))
+        })
+}
+
+/// Each file a wiring touched: its path, whether it changed, its backup.
+fn report_rows(report: &moe_sovereign_wiring::Report) -> Vec<Value> {
+    report
+        .files
+        .iter()
+        .map(|(path, update)| {
+            json!({ "path": path, "changed": update.changed(), "backup": update.backup })
+        })
+        .collect()
+}
+
+fn profile(name: &str) -> Result<Profile, AdminError> {
+    Profile::parse(name).ok_or_else(|| {
+        AdminError::BadRequest(format!(
+            "unknown profile {name:?}: expected moe_native, moe_reasoning or moe_orchestrated"
+        ))
+    })
+}
+
+impl AdminBackend for Backend {
+    fn call(&self, action: Action) -> Result<Value, AdminError> {
+        let keys = self.keys();
+        match action {
+            Action::Keys => Ok(json!({ "data": key_rows(&keys).map_err(key_error)? })),
+            Action::CreateKey { name, profile: p } => {
+                let p = profile(&p)?;
+                let name = name.filter(|n| !n.trim().is_empty());
+                let issued = keys.create(p.name(), name.as_deref()).map_err(key_error)?;
+                Ok(json!({
+                    "id": issued.record.id, "name": issued.record.name,
+                    "profile": issued.record.profile, "created_at": issued.record.created_at,
+                    "key": issued.plaintext,
+                }))
+            }
+            Action::RevokeKey { id } => {
+                let record = keys.revoke(&id).map_err(key_error)?;
+                Ok(json!({ "id": record.id, "revoked": true }))
+            }
+            Action::SetProfile { id, profile: p } => {
+                let p = profile(&p)?;
+                let record = keys
+                    .set_profile(id.as_deref(), p.name())
+                    .map_err(key_error)?;
+                Ok(json!({ "id": record.id, "profile": record.profile }))
+            }
+            Action::Profiles { id } => match profile_rows(&self.config, &keys, id.as_deref()) {
+                Ok(rows) => Ok(Value::Array(rows)),
+                Err(ViewError::NoSuchKey(id)) => {
+                    Err(AdminError::NotFound(format!("no key with id {id:?}")))
+                }
+                Err(ViewError::Keys(e)) => Err(key_error(e)),
+            },
+            Action::Models => self.models(),
+            Action::AddModel { path, name } => {
+                let entry = Registry::new(self.home.dir())
+                    .add(std::path::Path::new(&path), name.as_deref())
+                    .map_err(|e| AdminError::BadRequest(e.to_string()))?;
+                Ok(json!({ "name": entry.name }))
+            }
+            Action::PullModel { repo, file } => self.pull(repo, file),
+            Action::RemoveModel { name } => {
+                let entry = Registry::new(self.home.dir())
+                    .remove(&name)
+                    .map_err(|e| AdminError::NotFound(e.to_string()))?;
+                Ok(json!({ "name": entry.name, "removed": true }))
+            }
+            Action::Wiring => self.wiring(),
+            Action::Wire { target } => {
+                let target = target_named(&target)?;
+                let wired = wiring::wire(&self.home, &self.config, target, None, None, false)
+                    .map_err(AdminError::Failed)?;
+                Ok(
+                    json!({ "target": target.name(), "url": wired.url, "key_id": wired.key_id,
+                           "files": report_rows(&wired.report) }),
+                )
+            }
+            Action::Unwire { target } => {
+                let target = target_named(&target)?;
+                let report =
+                    wiring::unwire(&self.home, target, false).map_err(AdminError::Failed)?;
+                Ok(json!({ "target": target.name(), "files": report_rows(&report) }))
+            }
+            Action::Doctor => Ok(json!({ "checks": crate::doctor::run() })),
+            Action::Logs { level } => Ok(json!({
+                "file": crate::logging::dir(&self.home),
+                "lines": crate::logging::tail(&self.home, level.as_deref(), 500),
+            })),
+        }
+    }
+}
