@@ -41,12 +41,12 @@ function cli(...args) {
 }
 
 // One request with the official Python SDK: { status, usage } (status 401 when refused).
-function sdk(key, stream) {
+function sdk(key, stream, model = "claude-opus-4-8") {
   const script = `
 import anthropic, json, os, sys
 client = anthropic.Anthropic(base_url=os.environ["MOE_URL"], api_key=sys.argv[1], max_retries=0)
 try:
-    kwargs = dict(model="claude-opus-4-8", max_tokens=12,
+    kwargs = dict(model=sys.argv[3], max_tokens=12,
                   messages=[{"role": "user", "content": "Name a color."}])
     if sys.argv[2] == "stream":
         with client.messages.stream(**kwargs) as s:
@@ -57,7 +57,7 @@ try:
 except anthropic.APIStatusError as e:
     print(json.dumps({"status": e.status_code}))
 `;
-  return JSON.parse(execFileSync(env.PYTHON, ["-c", script, key, stream ? "stream" : "json"], { encoding: "utf8", env: { ...env } }));
+  return JSON.parse(execFileSync(env.PYTHON, ["-c", script, key, stream ? "stream" : "json", model], { encoding: "utf8", env: { ...env } }));
 }
 
 const browser = await chromium.launch({ executablePath: env.CHROMIUM, headless: true, args: ["--no-sandbox"] });
@@ -130,6 +130,22 @@ try {
     return rows.find((r) => r.active)?.profile === "moe_reasoning" && rows;
   });
   check("profile switched through the UI", active.length === 3);
+
+  // Bind moe_orchestrated to the registered model: config.toml changes (its comment kept, the
+  // old file backed up) and the profile answers at once, without a restart.
+  const form = page.getByRole("form", { name: "What answers moe_orchestrated" });
+  const option = await form.locator("select option[value^='model:']").first().getAttribute("value");
+  await form.getByLabel("Answer moe_orchestrated with").selectOption(option);
+  await form.getByRole("button", { name: "Use for moe_orchestrated" }).click();
+  const config = await until("config.toml binds moe_orchestrated", () => {
+    const text = readFileSync(env.MOE_CONFIG, "utf8");
+    return text.includes("[profiles.moe_orchestrated]") && text;
+  });
+  check("the config keeps its comment", config.startsWith("# my settings: keep this comment\n"), config);
+  const bound = JSON.parse(cli("profiles", "list", "--json")).find((r) => r.profile === "moe_orchestrated");
+  check("profiles list shows the new expert", bound.expert === option.slice("model:".length), bound);
+  const orchestrated = sdk(env.MOE_KEY, false, "claude-moe-orchestrated");
+  check("the profile answers without a restart", orchestrated.status === 200 && orchestrated.output > 0, orchestrated);
   await page.screenshot({ path: `${ARTIFACTS}/profiles.png`, fullPage: true });
 
   // A key created in the UI works with the SDK; revoked in the UI it gets 401.

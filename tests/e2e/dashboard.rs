@@ -64,7 +64,7 @@ fn the_dashboard_works_in_a_real_browser() {
     let config_dir = format!("{user_path}/.config");
     let claude_dir = format!("{user_path}/.claude");
     let gateway = Gateway::with_smollm2(
-        "",
+        "# my settings: keep this comment\n",
         &[
             ("HF_ENDPOINT", hub.url.as_str()),
             ("HOME", user_path),
@@ -86,6 +86,7 @@ fn the_dashboard_works_in_a_real_browser() {
         .env("ARTIFACTS", &artifacts)
         .env("CHROMIUM", chromium())
         .env("MOE_NODE_DIR", node_dir())
+        .env("MOE_CONFIG", gateway.home.path().join("config.toml"))
         .env("CLAUDE_CODE_FILE", &code)
         .env("CLAUDE_DESKTOP_FILE", &desktop)
         .env("HOME", user.path())

@@ -279,11 +279,46 @@ async function profiles() {
           el("span", {}, el("b", { text: row.profile }), " ",
             el("span", { class: "muted", text: `${row.model_id} · expert: ${row.expert ?? "the first registered model"}` })));
       }));
+    const [{ data: experts }, { data: models }] = await Promise.all([api("/api/experts"), api("/api/models")]);
     page.replaceChildren(el("h1", { text: "Profiles" }),
       keys.length ? el("label", { for: "profile-key" }, "Key", select) : el("p", { text: "No keys yet: create one on the Keys page." }),
       keys.length ? group : null,
-      el("p", { class: "hint", text: "A key's profile picks how its requests are answered. Changes apply at once, also to a running Claude." }));
+      el("p", { class: "hint", text: "A key's profile picks how its requests are answered. Changes apply at once, also to a running Claude." }),
+      el("h2", { text: "What answers each profile" }),
+      el("div", { class: "grid" }, PROFILES.map((p) => bindForm(p, rows.find((r) => r.profile === p)?.expert, experts, models))),
+      el("p", { class: "hint", text: "Saved to config.toml (comments and order kept, the old file backed up) and in force at once." }));
   } catch (error) { failure(error); }
+}
+
+function bindForm(profile, current, experts, models) {
+  const id = (what) => `bind-${profile}-${what}`;
+  const choice = el("select", { id: id("choice") },
+    experts.map((e) => el("option", { value: `expert:${e.name}`, selected: e.name === current, text: `expert ${e.name} (${e.kind}${e.model ? `, ${e.model}` : ""})` })),
+    models.filter((m) => !experts.some((e) => e.kind === "local" && e.model === m.name))
+      .map((m) => el("option", { value: `model:${m.name}`, text: `model ${m.name} (on this machine)` })),
+    el("option", { value: "remote", text: "a model server…" }));
+  const kind = el("select", { id: id("kind") }, el("option", { value: "openai", text: "OpenAI-compatible (vLLM, llama.cpp, Ollama…)" }), el("option", { value: "anthropic", text: "Anthropic-compatible" }));
+  const url = el("input", { id: id("url"), type: "url", placeholder: "http://127.0.0.1:8080/v1" });
+  const model = el("input", { id: id("model"), placeholder: "optional" });
+  const remote = el("div", { class: "filters", hidden: true },
+    el("label", { for: id("kind") }, "Kind", kind), el("label", { for: id("url") }, "URL", url), el("label", { for: id("model") }, "Model", model));
+  choice.addEventListener("change", () => { remote.hidden = choice.value !== "remote"; });
+  const form = el("form", { class: "card", "aria-label": `What answers ${profile}` },
+    el("h2", { text: profile }), el("p", { class: "muted", text: `now: ${current ?? "the first registered model"}` }),
+    el("label", { for: id("choice") }, `Answer ${profile} with`, choice), remote,
+    el("button", { class: "primary", type: "submit", text: `Use for ${profile}` }));
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const [what, name] = [choice.value.split(":")[0], choice.value.slice(choice.value.indexOf(":") + 1)];
+    const body = what === "expert" ? { expert: name } : what === "model" ? { model: name }
+      : { kind: kind.value, base_url: url.value, model: model.value || null };
+    try {
+      const result = await api(`/api/profiles/${profile}`, { method: "PUT", body });
+      toast(`${profile} is now answered by ${result.expert}.`);
+      show();
+    } catch (error) { toast(error.message, true); }
+  });
+  return form;
 }
 
 // ---- keys ----------------------------------------------------------------------------------

@@ -35,7 +35,7 @@ use tokio_util::sync::CancellationToken;
 use tower::Layer;
 
 pub use error::GatewayError;
-pub use state::{Authenticator, Caller, GatewayState, Settings};
+pub use state::{Authenticator, Caller, GatewayState, Routes, Settings};
 
 /// The whole HTTP surface. The guards wrap the complete router as one service, so they run for
 /// unknown routes and methods too (`Router::layer` would skip the fallbacks).
@@ -67,6 +67,8 @@ pub fn router(state: GatewayState) -> Router {
         .route("/api/keys/{id}", delete(admin::api::revoke_key))
         .route("/api/keys/{id}/profile", put(admin::api::set_profile))
         .route("/api/profiles", get(admin::api::profiles))
+        .route("/api/profiles/{profile}", put(admin::api::bind_profile))
+        .route("/api/experts", get(admin::api::experts))
         .route(
             "/api/models",
             get(admin::api::models).post(admin::api::add_model),

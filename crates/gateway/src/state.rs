@@ -1,6 +1,6 @@
 //! Shared state of the gateway.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use moe_sovereign_experts::{Profile, RouteTable};
@@ -54,11 +54,41 @@ impl Default for Settings {
     }
 }
 
+/// The route table in force. Readers take the current table; a change swaps in a new one, and
+/// requests already running keep the experts they started with.
+#[derive(Clone)]
+pub struct Routes(Arc<RwLock<Arc<RouteTable>>>);
+
+impl Routes {
+    /// Routes over `table`.
+    pub fn new(table: RouteTable) -> Self {
+        Self(Arc::new(RwLock::new(Arc::new(table))))
+    }
+
+    /// The table in force now.
+    pub fn current(&self) -> Arc<RouteTable> {
+        match self.0.read() {
+            Ok(table) => Arc::clone(&table),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    /// Puts `table` in force for every request from now on.
+    pub fn replace(&self, table: RouteTable) {
+        let table = Arc::new(table);
+        match self.0.write() {
+            Ok(mut current) => *current = table,
+            Err(poisoned) => *poisoned.into_inner() = table,
+        }
+    }
+}
+
 /// Cheap to clone; one per server.
 #[derive(Clone)]
 pub struct GatewayState {
-    /// Profiles → experts.
-    pub routes: Arc<RouteTable>,
+    /// Profiles → experts; replaced whole when the dashboard changes which expert a profile
+    /// uses.
+    pub routes: Routes,
     /// Key checks.
     pub auth: Arc<dyn Authenticator>,
     /// Tunables.

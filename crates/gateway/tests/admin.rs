@@ -12,7 +12,7 @@ use http_body_util::BodyExt;
 use moe_sovereign_anthropic::StopReason;
 use moe_sovereign_experts::{Expert, ExpertEvent, Profile, RouteTable, UsageUpdate};
 use moe_sovereign_gateway::admin::{Action, Admin, AdminBackend, AdminError};
-use moe_sovereign_gateway::{Authenticator, Caller, GatewayState, Settings, router};
+use moe_sovereign_gateway::{Authenticator, Caller, GatewayState, Routes, Settings, router};
 use moe_sovereign_telemetry::{Hub, TraceFilter};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -76,7 +76,7 @@ fn state(backend: Arc<Recording>) -> GatewayState {
     );
     let experts: Vec<Arc<dyn Expert>> = vec![Arc::new(expert)];
     GatewayState {
-        routes: Arc::new(RouteTable::new(experts, &[]).unwrap()),
+        routes: Routes::new(RouteTable::new(experts, &[]).unwrap()),
         auth: Arc::new(OneKey),
         settings: Arc::new(Settings {
             port: PORT,

@@ -12,7 +12,7 @@ use http_body_util::BodyExt;
 use moe_sovereign_anthropic::StopReason;
 mod support;
 use moe_sovereign_experts::{Expert, ExpertError, ExpertEvent, Profile, RouteTable, UsageUpdate};
-use moe_sovereign_gateway::{Authenticator, Caller, GatewayState, Settings, router};
+use moe_sovereign_gateway::{Authenticator, Caller, GatewayState, Routes, Settings, router};
 use moe_sovereign_telemetry::Hub;
 use serde_json::{Value, json};
 use support::fake::ScriptedExpert;
@@ -37,7 +37,7 @@ impl Authenticator for OneKey {
 fn state(expert: ScriptedExpert) -> GatewayState {
     let experts: Vec<Arc<dyn Expert>> = vec![Arc::new(expert)];
     GatewayState {
-        routes: Arc::new(RouteTable::new(experts, &[]).unwrap()),
+        routes: Routes::new(RouteTable::new(experts, &[]).unwrap()),
         auth: Arc::new(OneKey),
         settings: Arc::new(Settings {
             port: PORT,

@@ -8,13 +8,15 @@ use std::sync::Arc;
 use moe_sovereign_experts::Profile;
 use moe_sovereign_gateway::admin::{Action, AdminBackend, AdminError};
 use moe_sovereign_keys::{KeyError, KeyManager};
-use moe_sovereign_local::{Registry, Residency};
+use moe_sovereign_local::Registry;
 use moe_sovereign_telemetry::{Hub as TelemetryHub, LiveEvent};
 use moe_sovereign_wiring::{FileStatus, Params, Target, Wiring};
 use serde_json::{Value, json};
 
-use crate::config::Config;
+use crate::config::{Config, ExpertKind};
+use crate::config_edit::ProfileTarget;
 use crate::models::PullEvent;
+use crate::routing::Routing;
 use crate::{Home, wiring};
 
 /// The `keys list --json` rows: id, name, profile, created_at, default. Never a key value.
@@ -127,26 +129,107 @@ pub fn target_status(
 /// The dashboard's backend: the same library calls the CLI makes.
 pub struct Backend {
     home: Home,
-    config: Config,
-    residency: Arc<Residency>,
+    routing: Arc<Routing>,
     hub: Arc<TelemetryHub>,
 }
 
 impl Backend {
-    /// A backend over `home` as configured by `config`; `residency` tells which models are
-    /// loaded; long work (a download) reports through `hub`'s live feed.
-    pub fn new(
-        home: Home,
-        config: Config,
-        residency: Arc<Residency>,
-        hub: Arc<TelemetryHub>,
-    ) -> Self {
-        Self {
-            home,
-            config,
-            residency,
-            hub,
-        }
+    /// A backend over `home`; `routing` holds the config in force (and is changed when a
+    /// profile is bound to another expert); long work (a download) reports through `hub`.
+    pub fn new(home: Home, routing: Arc<Routing>, hub: Arc<TelemetryHub>) -> Self {
+        Self { home, routing, hub }
+    }
+
+    fn config(&self) -> Config {
+        self.routing.config()
+    }
+
+    fn keys(&self) -> KeyManager {
+        self.home
+            .keys(self.home.secret_store(self.config().secret_store))
+    }
+
+    fn models(&self) -> Result<Value, AdminError> {
+        let config = self.config();
+        let models = Registry::new(self.home.dir())
+            .list()
+            .map_err(|e| AdminError::Failed(e.to_string()))?;
+        let loaded = self.routing.residency().loaded();
+        let rows: Vec<Value> = models
+            .iter()
+            .map(|m| {
+                // A slot is named after its expert; an expert names its model in config.
+                let resident = loaded.iter().any(|(slot, _)| {
+                    *slot == m.name
+                        || config
+                            .experts
+                            .iter()
+                            .any(|e| e.name == *slot && e.model.as_deref() == Some(&m.name))
+                });
+                json!({
+                    "name": m.name, "architecture": m.architecture,
+                    "quantization": m.quantization, "size_bytes": m.size,
+                    "context_length": m.context_length, "path": m.path,
+                    "resident": resident,
+                })
+            })
+            .collect();
+        let ram = self
+            .hub
+            .history()
+            .latest()
+            .map_or(0, |sample| sample.memory_total);
+        Ok(json!({
+            "data": rows,
+            "memory_budget_bytes": self.routing.residency().budget(),
+            "recommended": crate::models::recommended(ram),
+        }))
+    }
+
+    /// Binds a profile to an expert, a registered model or a model server: `config.toml`
+    /// changed (comments kept, backed up), then put in force without a restart.
+    fn bind_profile(&self, profile: &str, target: &Value) -> Result<Value, AdminError> {
+        let profile = parse_profile(profile)?;
+        let text = |key: &str| target.get(key).and_then(Value::as_str).map(str::to_owned);
+        let target = if let Some(expert) = text("expert") {
+            ProfileTarget::Expert(expert)
+        } else if let Some(model) = text("model").filter(|_| text("base_url").is_none()) {
+            ProfileTarget::Model(model)
+        } else if let Some(base_url) = text("base_url") {
+            let kind = match text("kind").as_deref() {
+                Some("openai") => ExpertKind::OpenAi,
+                Some("anthropic") => ExpertKind::Anthropic,
+                other => {
+                    return Err(AdminError::BadRequest(format!(
+                        "kind must be \"openai\" or \"anthropic\", not {other:?}"
+                    )));
+                }
+            };
+            ProfileTarget::Remote {
+                kind,
+                base_url,
+                model: text("model").filter(|m| !m.is_empty()),
+            }
+        } else {
+            return Err(AdminError::BadRequest(
+                "name an \"expert\", a registered \"model\", or a \"kind\" + \"base_url\"".into(),
+            ));
+        };
+        let path = self.home.config_path();
+        let edited = crate::config_edit::set_profile(
+            &path,
+            &Registry::new(self.home.dir()),
+            profile,
+            &target,
+        )
+        .map_err(AdminError::BadRequest)?;
+        self.routing.apply(edited.config).map_err(|e| {
+            AdminError::Failed(format!(
+                "{} was changed, but the new experts cannot start: {e}",
+                path.display()
+            ))
+        })?;
+        Ok(json!({ "profile": profile.name(), "expert": edited.expert, "backup": edited.backup }))
     }
 
     /// Starts a download on a thread of its own; progress and the outcome go to the live feed.
@@ -204,53 +287,11 @@ impl Backend {
         Ok(json!({ "started": true }))
     }
 
-    fn keys(&self) -> KeyManager {
-        self.home
-            .keys(self.home.secret_store(self.config.secret_store))
-    }
-
-    fn models(&self) -> Result<Value, AdminError> {
-        let models = Registry::new(self.home.dir())
-            .list()
-            .map_err(|e| AdminError::Failed(e.to_string()))?;
-        let loaded = self.residency.loaded();
-        let rows: Vec<Value> = models
-            .iter()
-            .map(|m| {
-                // A slot is named after its expert; an expert names its model in config.
-                let resident = loaded.iter().any(|(slot, _)| {
-                    *slot == m.name
-                        || self
-                            .config
-                            .experts
-                            .iter()
-                            .any(|e| e.name == *slot && e.model.as_deref() == Some(&m.name))
-                });
-                json!({
-                    "name": m.name, "architecture": m.architecture,
-                    "quantization": m.quantization, "size_bytes": m.size,
-                    "context_length": m.context_length, "path": m.path,
-                    "resident": resident,
-                })
-            })
-            .collect();
-        let ram = self
-            .hub
-            .history()
-            .latest()
-            .map_or(0, |sample| sample.memory_total);
-        Ok(json!({
-            "data": rows,
-            "memory_budget_bytes": self.residency.budget(),
-            "recommended": crate::models::recommended(ram),
-        }))
-    }
-
     fn wiring(&self) -> Result<Value, AdminError> {
         let wiring = wiring::wiring(&self.home).map_err(|e| AdminError::Failed(e.to_string()))?;
         let keys = self.keys();
         let default_key = keys.load().ok().and_then(|f| f.default_key);
-        let url = wiring::url_for(self.config.listen);
+        let url = wiring::url_for(self.config().listen);
         let mut targets = Vec::new();
         for target in Target::ALL {
             let status = target_status(
@@ -325,7 +366,7 @@ fn report_rows(report: &moe_sovereign_wiring::Report) -> Vec<Value> {
         .collect()
 }
 
-fn profile(name: &str) -> Result<Profile, AdminError> {
+fn parse_profile(name: &str) -> Result<Profile, AdminError> {
     Profile::parse(name).ok_or_else(|| {
         AdminError::BadRequest(format!(
             "unknown profile {name:?}: expected moe_native, moe_reasoning or moe_orchestrated"
@@ -339,7 +380,7 @@ impl AdminBackend for Backend {
         match action {
             Action::Keys => Ok(json!({ "data": key_rows(&keys).map_err(key_error)? })),
             Action::CreateKey { name, profile: p } => {
-                let p = profile(&p)?;
+                let p = parse_profile(&p)?;
                 let name = name.filter(|n| !n.trim().is_empty());
                 let issued = keys.create(p.name(), name.as_deref()).map_err(key_error)?;
                 Ok(json!({
@@ -353,13 +394,13 @@ impl AdminBackend for Backend {
                 Ok(json!({ "id": record.id, "revoked": true }))
             }
             Action::SetProfile { id, profile: p } => {
-                let p = profile(&p)?;
+                let p = parse_profile(&p)?;
                 let record = keys
                     .set_profile(id.as_deref(), p.name())
                     .map_err(key_error)?;
                 Ok(json!({ "id": record.id, "profile": record.profile }))
             }
-            Action::Profiles { id } => match profile_rows(&self.config, &keys, id.as_deref()) {
+            Action::Profiles { id } => match profile_rows(&self.config(), &keys, id.as_deref()) {
                 Ok(rows) => Ok(Value::Array(rows)),
                 Err(ViewError::NoSuchKey(id)) => {
                     Err(AdminError::NotFound(format!("no key with id {id:?}")))
@@ -383,7 +424,7 @@ impl AdminBackend for Backend {
             Action::Wiring => self.wiring(),
             Action::Wire { target } => {
                 let target = target_named(&target)?;
-                let wired = wiring::wire(&self.home, &self.config, target, None, None, false)
+                let wired = wiring::wire(&self.home, &self.config(), target, None, None, false)
                     .map_err(AdminError::Failed)?;
                 Ok(
                     json!({ "target": target.name(), "url": wired.url, "key_id": wired.key_id,
@@ -396,6 +437,26 @@ impl AdminBackend for Backend {
                     wiring::unwire(&self.home, target, false).map_err(AdminError::Failed)?;
                 Ok(json!({ "target": target.name(), "files": report_rows(&report) }))
             }
+            Action::Experts => {
+                let rows: Vec<Value> = self
+                    .config()
+                    .experts
+                    .iter()
+                    .map(|e| {
+                        json!({
+                            "name": e.name,
+                            "kind": match e.kind {
+                                ExpertKind::Local => "local",
+                                ExpertKind::OpenAi => "openai",
+                                ExpertKind::Anthropic => "anthropic",
+                            },
+                            "base_url": e.base_url, "model": e.model,
+                        })
+                    })
+                    .collect();
+                Ok(json!({ "data": rows }))
+            }
+            Action::BindProfile { profile, target } => self.bind_profile(&profile, &target),
             Action::Doctor => Ok(json!({ "checks": crate::doctor::run() })),
             Action::Logs { level } => Ok(json!({
                 "file": crate::logging::dir(&self.home),

@@ -4,8 +4,10 @@
 //! Layout:
 //! - [`home`]: the data folder (`MOE_SOVEREIGN_HOME`) and what lives in it;
 //! - [`config`]: `config.toml`: raw schema → validated [`Config`], every problem at once;
+//! - [`config_edit`]: binding a profile to an expert in `config.toml`, comments and order kept;
 //! - [`auth`]: the gateway's key check over `keys.json`, reloaded when it changes;
-//! - [`server`]: builds experts and the route table, binds, serves, shuts down;
+//! - [`server`]: binds, serves, shuts down;
+//! - [`routing`]: experts and the route table from config, rebuilt when a profile changes;
 //! - [`wiring`]: Claude's wiring composed with config and keys, and its watcher in `serve`;
 //! - [`admin`]: what the CLI, the dashboard and the tray list and change (keys, profiles, models,
 //!   wiring state), and the dashboard's backend over it;
@@ -16,10 +18,12 @@
 pub mod admin;
 pub mod auth;
 pub mod config;
+pub mod config_edit;
 pub mod doctor;
 pub mod home;
 pub mod logging;
 pub mod models;
+pub mod routing;
 pub mod server;
 pub mod wiring;
 

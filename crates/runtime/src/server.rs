@@ -4,14 +4,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use moe_sovereign_experts::anthropic::AnthropicExpert;
-use moe_sovereign_experts::limit::Limited;
-use moe_sovereign_experts::openai::OpenAiExpert;
-use moe_sovereign_experts::{Expert, RouteTable, Secret};
 use moe_sovereign_gateway::admin::Admin;
-use moe_sovereign_gateway::{GatewayState, Settings};
-use moe_sovereign_keys::SecretStore;
-use moe_sovereign_local::{LocalExpert, Registry, Residency, ResidencyPolicy};
+use moe_sovereign_gateway::{GatewayState, Routes, Settings};
 use moe_sovereign_telemetry::{Hub, LiveEvent};
 use moe_sovereign_wiring::watch::{Event as WiringEvent, Watcher};
 use tokio::net::TcpListener;
@@ -21,13 +15,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::admin::Backend;
 use crate::auth::FileKeys;
-use crate::config::{Config, ConfigError, ExpertKind, Problem, SecretRef};
+use crate::config::Config;
+use crate::routing::Routing;
 use crate::{Home, RuntimeError};
-
-/// Requests an expert runs at once (local experts batch them), and how many may wait beyond
-/// that before new ones get 529 + `retry-after`.
-const MAX_RUNNING: usize = 8;
-const MAX_WAITING: usize = 32;
 
 /// How `serve` was asked to run.
 #[derive(Debug, Clone, Default)]
@@ -69,28 +59,8 @@ pub async fn start(
         });
     }
     let store = home.secret_store(config.secret_store);
-    let registry = Registry::new(home.dir());
-    let residency = Residency::new(residency_policy(&config.local));
-    let experts = build_experts(config, &store, &registry, &residency).map_err(|problems| {
-        ConfigError::Invalid {
-            path: home.config_path(),
-            problems,
-        }
-    })?;
-    let expert_count = experts.len();
-    let experts = experts
-        .into_iter()
-        .map(|expert| Arc::new(Limited::new(expert, MAX_RUNNING, MAX_WAITING)) as Arc<dyn Expert>)
-        .collect();
-    let routes =
-        RouteTable::new(experts, &config.profiles).map_err(|message| ConfigError::Invalid {
-            path: home.config_path(),
-            problems: vec![Problem {
-                line: 1,
-                column: 1,
-                message,
-            }],
-        })?;
+    let (routing, routes) = Routing::new(home, config)?;
+    let expert_count = routing.expert_count();
 
     let listener = TcpListener::bind(listen)
         .await
@@ -109,17 +79,14 @@ pub async fn start(
     let shutdown = CancellationToken::new();
     let hub = Hub::new();
     hub.spawn_sampler(shutdown.clone());
+    let routes = Routes::new(routes);
+    let routing = Arc::new(routing.serving(routes.clone()));
     let admin = Arc::new(Admin::new(
-        Arc::new(Backend::new(
-            home.clone(),
-            config.clone(),
-            residency,
-            hub.clone(),
-        )),
+        Arc::new(Backend::new(home.clone(), routing, hub.clone())),
         home.admin_secret()?,
     ));
     let state = GatewayState {
-        routes: Arc::new(routes),
+        routes,
         auth: keys,
         settings: Arc::new(Settings {
             port: addr.port(),
@@ -209,111 +176,6 @@ async fn forward_wiring_events(
             Err(broadcast::error::RecvError::Closed) => return,
         };
         hub.publish(LiveEvent::Wiring { message, attention });
-    }
-}
-
-/// `[local]` as the residency's policy; the default budget is 60% of this machine's memory.
-fn residency_policy(local: &crate::config::LocalTuning) -> ResidencyPolicy {
-    let memory_budget = local.memory_budget.unwrap_or_else(|| {
-        let mut system = sysinfo::System::new().ok()?;
-        system.refresh_memory();
-        let total = system.total_memory();
-        (total > 0).then(|| total / 10 * 6)
-    });
-    ResidencyPolicy {
-        memory_budget,
-        idle_unload: local.idle_unload,
-        load_wait: local.load_wait,
-    }
-}
-
-fn build_experts(
-    config: &Config,
-    store: &SecretStore,
-    registry: &Registry,
-    residency: &Arc<Residency>,
-) -> Result<Vec<Arc<dyn Expert>>, Vec<Problem>> {
-    let mut problems = Vec::new();
-    let mut experts: Vec<Arc<dyn Expert>> = Vec::new();
-    let problem = |message: String| Problem {
-        line: 1,
-        column: 1,
-        message,
-    };
-    if config.experts.is_empty() {
-        // No experts configured: the first registered model serves every profile.
-        match registry.list() {
-            Ok(models) => {
-                if let Some(entry) = models.into_iter().next() {
-                    let name = entry.name.clone();
-                    experts.push(Arc::new(LocalExpert::new(&name, entry, residency)));
-                }
-            }
-            Err(error) => problems.push(problem(error.to_string())),
-        }
-    }
-    for expert in &config.experts {
-        let api_key = match &expert.api_key {
-            None => None,
-            Some(SecretRef::Env(var)) => match std::env::var(var) {
-                Ok(value) if !value.is_empty() => Some(Secret::new(value)),
-                _ => {
-                    problems.push(Problem {
-                        line: 1,
-                        column: 1,
-                        message: format!(
-                            "expert {:?}: environment variable {var} (its api_key) is not set",
-                            expert.name
-                        ),
-                    });
-                    continue;
-                }
-            },
-            Some(SecretRef::Keychain(name)) => match store.get(name) {
-                Ok(value) => Some(Secret::new(value)),
-                Err(error) => {
-                    problems.push(Problem {
-                        line: 1,
-                        column: 1,
-                        message: format!(
-                            "expert {:?}: api_key keychain:{name}: {error}",
-                            expert.name
-                        ),
-                    });
-                    continue;
-                }
-            },
-        };
-        let model = expert.model.clone();
-        if expert.kind == ExpertKind::Local {
-            match registry.get(model.as_deref().unwrap_or_default()) {
-                Ok(entry) => {
-                    experts.push(Arc::new(LocalExpert::new(&expert.name, entry, residency)))
-                }
-                Err(error) => problems.push(problem(format!("expert {:?}: {error}", expert.name))),
-            }
-            continue;
-        }
-        experts.push(match expert.kind {
-            ExpertKind::Anthropic => Arc::new(AnthropicExpert::new(
-                &expert.name,
-                &expert.base_url,
-                model,
-                api_key,
-            )),
-            ExpertKind::OpenAi => Arc::new(OpenAiExpert::new(
-                &expert.name,
-                &expert.base_url,
-                model,
-                api_key,
-            )),
-            ExpertKind::Local => continue,
-        });
-    }
-    if problems.is_empty() {
-        Ok(experts)
-    } else {
-        Err(problems)
     }
 }
 

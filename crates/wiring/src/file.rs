@@ -86,6 +86,19 @@ pub fn update(
     Ok(update)
 }
 
+/// Replaces the text of `path` (which was `before`; `None`: absent) with `after` by the same
+/// rules as every write here: the old text backed up beside it, an atomic write, mode 0600.
+/// Returns the backup's path.
+pub fn replace_with_backup(
+    path: &Path,
+    before: Option<&str>,
+    after: &str,
+) -> Result<Option<PathBuf>, WiringError> {
+    let backup = before.map(|old| backup(path, old)).transpose()?;
+    write_atomic(path, after.as_bytes(), 0o600)?;
+    Ok(backup)
+}
+
 /// Saves `text` as `<name>.moe-backup-<UTC timestamp>` beside `path` (0600) and prunes old ones.
 fn backup(path: &Path, text: &str) -> Result<PathBuf, WiringError> {
     let name = file_name(path);

@@ -206,6 +206,21 @@ pub async fn profiles(
     call(&state, Action::Profiles { id: query.key }).await
 }
 
+/// `GET /api/experts`.
+pub async fn experts(State(state): State<GatewayState>) -> Result<Json<Value>, GatewayError> {
+    call(&state, Action::Experts).await
+}
+
+/// `PUT /api/profiles/{profile}` with `{"expert"}`, `{"model"}` or `{"kind", "base_url", "model"}`.
+pub async fn bind_profile(
+    State(state): State<GatewayState>,
+    Path(profile): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, GatewayError> {
+    let target: Value = parse_json(&body)?;
+    call(&state, Action::BindProfile { profile, target }).await
+}
+
 /// `GET /api/models`.
 pub async fn models(State(state): State<GatewayState>) -> Result<Json<Value>, GatewayError> {
     call(&state, Action::Models).await

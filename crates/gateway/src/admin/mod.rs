@@ -54,6 +54,16 @@ pub enum Action {
         /// The key id (default key when `None`).
         id: Option<String>,
     },
+    /// The experts in `config.toml` (name, kind, URL, model; never a secret).
+    Experts,
+    /// Bind a profile to what answers it: `{"expert"}`, `{"model"}` (a registered model) or
+    /// `{"kind", "base_url", "model"}` (a model server); written to `config.toml`, in force at once.
+    BindProfile {
+        /// The profile.
+        profile: String,
+        /// What should answer it.
+        target: Value,
+    },
     /// Registered models and which are resident.
     Models,
     /// Register a GGUF file already on this machine.

@@ -20,6 +20,7 @@ pub async fn count(
     let request = normalize::for_count(normalize::parse(&bytes)?)?;
     let route = state
         .routes
+        .current()
         .resolve(caller.profile, &request.model)
         .ok_or_else(no_expert)?;
     let input_tokens = route

@@ -70,6 +70,7 @@ async fn answer(
 ) -> Result<Answer, GatewayError> {
     let route = state
         .routes
+        .current()
         .resolve(caller.profile, &request.model)
         .ok_or_else(no_expert)?;
     recorder.routed(route.profile.name(), route.expert.name());

@@ -12,11 +12,12 @@ use crate::{GatewayError, GatewayState};
 
 /// Every profile that has an expert, newest first.
 fn models(state: &GatewayState) -> Vec<ModelInfo> {
+    let routes = state.routes.current();
     Profile::ALL
         .into_iter()
         .enumerate()
         .filter_map(|(age, profile)| {
-            let expert = state.routes.expert_for(profile)?;
+            let expert = routes.expert_for(profile)?;
             Some(ModelInfo {
                 kind: "model".into(),
                 id: profile.model_id().into(),

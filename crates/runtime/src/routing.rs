@@ -1,0 +1,230 @@
+//! Experts and the route table, built from config — at start, and again when the dashboard
+//! changes which expert a profile uses (the new table goes into force at once; experts whose
+//! config did not change are kept, with their loaded models and queues).
+
+use std::sync::{Arc, Mutex, RwLock};
+
+use moe_sovereign_experts::anthropic::AnthropicExpert;
+use moe_sovereign_experts::limit::Limited;
+use moe_sovereign_experts::openai::OpenAiExpert;
+use moe_sovereign_experts::{Expert, RouteTable, Secret};
+use moe_sovereign_gateway::Routes;
+use moe_sovereign_keys::SecretStore;
+use moe_sovereign_local::{LocalExpert, Registry, Residency, ResidencyPolicy};
+
+use crate::config::{
+    Config, ConfigError, ExpertConfig, ExpertKind, LocalTuning, Problem, SecretRef,
+};
+use crate::{Home, RuntimeError};
+
+/// Requests an expert runs at once (local experts batch them), and how many may wait beyond
+/// that before new ones get 529 + `retry-after`.
+const MAX_RUNNING: usize = 8;
+const MAX_WAITING: usize = 32;
+
+/// An expert and the config it was built from (`None`: the implicit first registered model).
+type Built = (Option<ExpertConfig>, Arc<dyn Expert>);
+
+/// The config in force, its experts, and (once serving) the gateway's routes.
+pub struct Routing {
+    home: Home,
+    store: SecretStore,
+    registry: Registry,
+    residency: Arc<Residency>,
+    config: RwLock<Config>,
+    experts: Mutex<Vec<Built>>,
+    routes: Option<Routes>,
+}
+
+impl Routing {
+    /// Builds every expert of `config` and the route table; every problem at once.
+    pub fn new(home: &Home, config: &Config) -> Result<(Self, RouteTable), RuntimeError> {
+        let routing = Self {
+            home: home.clone(),
+            store: home.secret_store(config.secret_store),
+            registry: Registry::new(home.dir()),
+            residency: Residency::new(residency_policy(&config.local)),
+            config: RwLock::new(config.clone()),
+            experts: Mutex::new(Vec::new()),
+            routes: None,
+        };
+        let (experts, table) = routing.build(config, &[]).map_err(|problems| {
+            RuntimeError::Config(ConfigError::Invalid {
+                path: home.config_path(),
+                problems,
+            })
+        })?;
+        if let Ok(mut built) = routing.experts.lock() {
+            *built = experts;
+        }
+        Ok((routing, table))
+    }
+
+    /// The same routing, now driving `routes` (what [`Routing::apply`] replaces).
+    pub fn serving(mut self, routes: Routes) -> Self {
+        self.routes = Some(routes);
+        self
+    }
+
+    /// How many experts there are.
+    pub fn expert_count(&self) -> usize {
+        self.experts.lock().map_or(0, |e| e.len())
+    }
+
+    /// The config in force.
+    pub fn config(&self) -> Config {
+        match self.config.read() {
+            Ok(config) => config.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// The home folder.
+    pub fn home(&self) -> &Home {
+        &self.home
+    }
+
+    /// Which models are loaded.
+    pub fn residency(&self) -> &Arc<Residency> {
+        &self.residency
+    }
+
+    /// Puts `config` in force: experts rebuilt where their entry changed, a new route table.
+    /// Nothing changes when any expert cannot be built.
+    pub fn apply(&self, config: Config) -> Result<(), String> {
+        let previous = self.experts.lock().map(|e| e.clone()).unwrap_or_default();
+        let (experts, table) = self.build(&config, &previous).map_err(|problems| {
+            problems
+                .into_iter()
+                .map(|p| p.message)
+                .collect::<Vec<_>>()
+                .join("; ")
+        })?;
+        if let Some(routes) = &self.routes {
+            routes.replace(table);
+        }
+        if let Ok(mut built) = self.experts.lock() {
+            *built = experts;
+        }
+        if let Ok(mut current) = self.config.write() {
+            *current = config;
+        }
+        Ok(())
+    }
+
+    fn build(
+        &self,
+        config: &Config,
+        previous: &[Built],
+    ) -> Result<(Vec<Built>, RouteTable), Vec<Problem>> {
+        let mut problems = Vec::new();
+        let mut experts: Vec<Built> = Vec::new();
+        if config.experts.is_empty() {
+            // No experts configured: the first registered model serves every profile.
+            match self.registry.list() {
+                Ok(models) => {
+                    if let Some(entry) = models.into_iter().next() {
+                        let name = entry.name.clone();
+                        let expert = LocalExpert::new(&name, entry, &self.residency);
+                        experts.push((None, limited(Arc::new(expert))));
+                    }
+                }
+                Err(error) => problems.push(problem(error.to_string())),
+            }
+        }
+        for entry in &config.experts {
+            let kept = previous
+                .iter()
+                .find(|(built, _)| built.as_ref() == Some(entry))
+                .map(|(_, expert)| Arc::clone(expert));
+            match kept.map_or_else(|| self.build_one(entry), Ok) {
+                Ok(expert) => experts.push((Some(entry.clone()), expert)),
+                Err(message) => problems.push(problem(message)),
+            }
+        }
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        let table = RouteTable::new(
+            experts.iter().map(|(_, e)| Arc::clone(e)).collect(),
+            &config.profiles,
+        )
+        .map_err(|message| vec![problem(message)])?;
+        Ok((experts, table))
+    }
+
+    /// One expert from its config entry, behind admission control.
+    fn build_one(&self, expert: &ExpertConfig) -> Result<Arc<dyn Expert>, String> {
+        let api_key = match &expert.api_key {
+            None => None,
+            Some(SecretRef::Env(var)) => match std::env::var(var) {
+                Ok(value) if !value.is_empty() => Some(Secret::new(value)),
+                _ => {
+                    return Err(format!(
+                        "expert {:?}: environment variable {var} (its api_key) is not set",
+                        expert.name
+                    ));
+                }
+            },
+            Some(SecretRef::Keychain(name)) => match self.store.get(name) {
+                Ok(value) => Some(Secret::new(value)),
+                Err(error) => {
+                    return Err(format!(
+                        "expert {:?}: api_key keychain:{name}: {error}",
+                        expert.name
+                    ));
+                }
+            },
+        };
+        let model = expert.model.clone();
+        let built: Arc<dyn Expert> = match expert.kind {
+            ExpertKind::Local => {
+                let entry = self
+                    .registry
+                    .get(model.as_deref().unwrap_or_default())
+                    .map_err(|error| format!("expert {:?}: {error}", expert.name))?;
+                Arc::new(LocalExpert::new(&expert.name, entry, &self.residency))
+            }
+            ExpertKind::Anthropic => Arc::new(AnthropicExpert::new(
+                &expert.name,
+                &expert.base_url,
+                model,
+                api_key,
+            )),
+            ExpertKind::OpenAi => Arc::new(OpenAiExpert::new(
+                &expert.name,
+                &expert.base_url,
+                model,
+                api_key,
+            )),
+        };
+        Ok(limited(built))
+    }
+}
+
+fn limited(expert: Arc<dyn Expert>) -> Arc<dyn Expert> {
+    Arc::new(Limited::new(expert, MAX_RUNNING, MAX_WAITING))
+}
+
+fn problem(message: String) -> Problem {
+    Problem {
+        line: 1,
+        column: 1,
+        message,
+    }
+}
+
+/// `[local]` as the residency's policy; the default budget is 60% of this machine's memory.
+fn residency_policy(local: &LocalTuning) -> ResidencyPolicy {
+    let memory_budget = local.memory_budget.unwrap_or_else(|| {
+        let mut system = sysinfo::System::new().ok()?;
+        system.refresh_memory();
+        let total = system.total_memory();
+        (total > 0).then(|| total / 10 * 6)
+    });
+    ResidencyPolicy {
+        memory_budget,
+        idle_unload: local.idle_unload,
+        load_wait: local.load_wait,
+    }
+}
