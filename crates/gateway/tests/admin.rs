@@ -9,8 +9,7 @@ use std::sync::{Arc, Mutex};
 use axum::body::Body;
 use axum::http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
-use moe_sovereign_anthropic::StopReason;
-use moe_sovereign_experts::{Expert, ExpertEvent, Profile, RouteTable, UsageUpdate};
+use moe_sovereign_experts::{Expert, Profile, RouteTable};
 use moe_sovereign_gateway::admin::{Action, Admin, AdminBackend, AdminError};
 use moe_sovereign_gateway::{Authenticator, Caller, GatewayState, Routes, Settings, router};
 use moe_sovereign_telemetry::{Hub, TraceFilter};
@@ -19,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
 mod support;
-use support::fake::ScriptedExpert;
+use support::fake::{self, ScriptedExpert};
 
 const KEY: &str = "moe-sk-test";
 const PORT: u16 = 8742;
@@ -56,24 +55,7 @@ impl AdminBackend for Recording {
 }
 
 fn state(backend: Arc<Recording>) -> GatewayState {
-    let expert = ScriptedExpert::new(
-        "scripted",
-        vec![
-            Ok(ExpertEvent::Usage(UsageUpdate {
-                input_tokens: Some(11),
-                ..UsageUpdate::default()
-            })),
-            Ok(ExpertEvent::Text("hello".into())),
-            Ok(ExpertEvent::Usage(UsageUpdate {
-                output_tokens: Some(3),
-                ..UsageUpdate::default()
-            })),
-            Ok(ExpertEvent::Stop {
-                reason: StopReason::EndTurn,
-                stop_sequence: None,
-            }),
-        ],
-    );
+    let expert = ScriptedExpert::new("scripted", fake::answer(11, &["hello"], 3));
     let experts: Vec<Arc<dyn Expert>> = vec![Arc::new(expert)];
     GatewayState {
         routes: Routes::new(RouteTable::new(experts, &[]).unwrap()),

@@ -9,13 +9,12 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
-use moe_sovereign_anthropic::StopReason;
 mod support;
-use moe_sovereign_experts::{Expert, ExpertError, ExpertEvent, Profile, RouteTable, UsageUpdate};
+use moe_sovereign_experts::{Expert, ExpertError, Profile, RouteTable};
 use moe_sovereign_gateway::{Authenticator, Caller, GatewayState, Routes, Settings, router};
 use moe_sovereign_telemetry::Hub;
 use serde_json::{Value, json};
-use support::fake::ScriptedExpert;
+use support::fake::{self, ScriptedExpert};
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
@@ -53,25 +52,7 @@ fn state(expert: ScriptedExpert) -> GatewayState {
 }
 
 fn pong() -> ScriptedExpert {
-    ScriptedExpert::new(
-        "scripted",
-        vec![
-            Ok(ExpertEvent::Usage(UsageUpdate {
-                input_tokens: Some(5),
-                ..UsageUpdate::default()
-            })),
-            Ok(ExpertEvent::Text("po".into())),
-            Ok(ExpertEvent::Text("ng".into())),
-            Ok(ExpertEvent::Usage(UsageUpdate {
-                output_tokens: Some(2),
-                ..UsageUpdate::default()
-            })),
-            Ok(ExpertEvent::Stop {
-                reason: StopReason::EndTurn,
-                stop_sequence: None,
-            }),
-        ],
-    )
+    ScriptedExpert::new("scripted", fake::answer(5, &["po", "ng"], 2))
 }
 
 fn request(method: &str, path: &str, body: Option<Value>) -> Request<Body> {

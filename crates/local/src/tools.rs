@@ -145,6 +145,14 @@ pub fn forced_call_schema(tools: &[Value], choice: &Choice) -> Result<Option<Val
                     let mut schema = schema.clone();
                     // Claude Code's schemas name their draft; a nested `$schema` is not ours to check.
                     schema.remove("$schema");
+                    // Only the declared keys: a schema that leaves extra keys open lets a small
+                    // model invent one and ramble in it until max_tokens, so the call never
+                    // closes (seen with SmolLM2: `"description": "The weather in a…"`).
+                    if schema.contains_key("properties") {
+                        schema
+                            .entry("additionalProperties")
+                            .or_insert(Value::Bool(false));
+                    }
                     Value::Object(schema)
                 }
                 _ => json!({"type": "object"}),
@@ -240,6 +248,10 @@ mod tests {
             .unwrap();
         assert_eq!(one["properties"]["name"]["const"], "get_weather");
         assert_eq!(one["properties"]["arguments"]["required"][0], "city");
+        assert_eq!(
+            one["properties"]["arguments"]["additionalProperties"],
+            false
+        );
         let any = forced_call_schema(&tools, &Choice::Any).unwrap().unwrap();
         assert_eq!(any["anyOf"].as_array().unwrap().len(), 2);
         assert_eq!(

@@ -61,14 +61,7 @@ mod tests {
     fn at(ms: u64) -> Sample {
         Sample {
             at_ms: ms,
-            cpu_percent: None,
-            cpu_per_core: Vec::new(),
-            memory_used: 0,
-            memory_available: 0,
-            memory_total: 0,
-            process_rss: 0,
-            process_cpu_percent: None,
-            gpus: Vec::new(),
+            ..Sample::default()
         }
     }
 

@@ -9,7 +9,7 @@ use sysinfo::{
 
 /// One reading. Memory in bytes; CPU in percent (the process's of one core, so up to
 /// 100 × cores).
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct Sample {
     /// Milliseconds since the Unix epoch.
     pub at_ms: u64,
@@ -98,14 +98,7 @@ impl Sampler {
         let first = std::mem::replace(&mut self.first, false);
         let mut sample = Sample {
             at_ms: crate::now_ms(),
-            cpu_percent: None,
-            cpu_per_core: Vec::new(),
-            memory_used: 0,
-            memory_available: 0,
-            memory_total: 0,
-            process_rss: 0,
-            process_cpu_percent: None,
-            gpus: Vec::new(),
+            ..Sample::default()
         };
         if let Some(system) = self.system.as_mut() {
             system.refresh_cpu_specifics(CpuRefreshKind::nothing().with_usage());

@@ -72,3 +72,23 @@ impl Expert for ScriptedExpert {
         futures::future::ready(Ok(estimate_tokens(&request.body))).boxed()
     }
 }
+
+/// A plain answer: `input` tokens in, the text `parts` streamed in order, `output` tokens out,
+/// `end_turn`.
+pub fn answer(input: u64, parts: &[&str], output: u64) -> Vec<Result<ExpertEvent, ExpertError>> {
+    let usage = |input_tokens, output_tokens| {
+        Ok(ExpertEvent::Usage(moe_sovereign_experts::UsageUpdate {
+            input_tokens,
+            output_tokens,
+            ..Default::default()
+        }))
+    };
+    let mut script = vec![usage(Some(input), None)];
+    script.extend(parts.iter().map(|p| Ok(ExpertEvent::Text((*p).into()))));
+    script.push(usage(None, Some(output)));
+    script.push(Ok(ExpertEvent::Stop {
+        reason: moe_sovereign_anthropic::StopReason::EndTurn,
+        stop_sequence: None,
+    }));
+    script
+}
