@@ -188,10 +188,19 @@ try {
     check(`${title} restored byte for byte`, readFileSync(file).equals(original), readFileSync(file, "utf8"));
   }
 
-  // Pull the recommended model (from the fake hub): progress shows, and it ends registered.
+  // Unload the model the requests loaded, then load it again, from the Models page.
   await page.click("nav >> text=Models");
   const registered = page.locator("#page tr[data-model]");
   await registered.first().waitFor();
+  const state = registered.first().locator(".model-state");
+  check("the answering model shows loaded", (await state.textContent()) === "loaded", await state.textContent());
+  await registered.first().getByRole("button", { name: /^Unload / }).click();
+  await until("the model shows on disk", async () => (await state.textContent()) === "on disk");
+  await registered.first().getByRole("button", { name: /^Load / }).click();
+  await until("the model shows loaded again", async () => (await state.textContent()) === "loaded", 120_000);
+  check("unload and load from the UI", true);
+
+  // Pull the recommended model (from the fake hub): progress shows, and it ends registered.
   for (const name of await registered.evaluateAll((rows) => rows.map((r) => r.dataset.model))) {
     page.once("dialog", (dialog) => dialog.accept());
     await page.getByRole("button", { name: `Remove ${name}` }).click();
@@ -228,7 +237,10 @@ try {
   const models = await page.locator("main").textContent();
   check("models page lists the model", /SmolLM2/i.test(models), models);
 
-  // Narrow, as in the tray window.
+  // The dashboard after all that work, wide (the README's picture) and narrow (the tray window).
+  await page.click("nav >> text=Dashboard");
+  await until("charts have history", async () => /\d+ %/.test(await page.locator("#cpu-now").textContent()));
+  await page.screenshot({ path: `${ARTIFACTS}/dashboard-busy.png` });
   await page.setViewportSize({ width: 400, height: 760 });
   await page.click("nav >> text=Dashboard");
   await page.locator("#cpu-now").waitFor();

@@ -395,10 +395,20 @@ async function models() {
             try { await api(`/api/models/${encodeURIComponent(m.name)}`, { method: "DELETE" }); models(); }
             catch (error) { toast(error.message, true); }
           });
+          const action = m.resident ? "unload" : "load";
+          const toggle = el("button", { type: "button", "aria-label": `${m.resident ? "Unload" : "Load"} ${m.name}`, text: m.resident ? "Unload" : "Load" });
+          toggle.addEventListener("click", async () => {
+            toggle.disabled = true;
+            toggle.textContent = m.resident ? "Unloading…" : "Loading…";
+            try { await api(`/api/models/${encodeURIComponent(m.name)}/${action}`, { method: "POST" }); }
+            catch (error) { toast(error.message, true); }
+            models();
+          });
           return el("tr", { "data-model": m.name },
             el("td", { text: m.name }), el("td", { text: m.architecture ?? "—" }), el("td", { text: m.quantization ?? "—" }),
             el("td", { text: bytes(m.size_bytes) }), el("td", { text: m.context_length ?? "—" }),
-            el("td", { class: m.resident ? "ok" : "muted", text: m.resident ? "loaded" : "on disk" }), el("td", {}, remove));
+            el("td", { class: m.resident ? "ok model-state" : "muted model-state", text: m.resident ? "loaded" : "on disk" }),
+            el("td", {}, toggle, " ", remove));
         }) : el("tr", {}, el("td", { colspan: 7, class: "muted", text: "No model yet: add a file or pull the recommended one." }))))),
       el("p", { class: "hint", text: budget ? `Memory budget for loaded models: ${bytes(budget)}. A model loads on its first request and unloads when idle.` : "No memory budget set." }),
       add, pull);

@@ -62,6 +62,10 @@ pub trait Expert: Send + Sync {
     fn stream(&self, request: ExpertRequest) -> BoxFuture<'_, Result<ExpertStream, ExpertError>>;
     /// Counts the input tokens of `request` as this expert would see them.
     fn count_tokens(&self, request: ExpertRequest) -> BoxFuture<'_, Result<u64, ExpertError>>;
+    /// Gets ready to answer at once (a local expert loads its model); remote experts are ready.
+    fn warm(&self) -> BoxFuture<'_, Result<(), ExpertError>> {
+        Box::pin(async { Ok(()) })
+    }
 }
 
 /// A secret value (an upstream API key) that never shows in `Debug` output or logs.

@@ -149,6 +149,10 @@ impl Expert for Limited {
     fn count_tokens(&self, request: ExpertRequest) -> BoxFuture<'_, Result<u64, ExpertError>> {
         self.inner.count_tokens(request)
     }
+
+    fn warm(&self) -> BoxFuture<'_, Result<(), ExpertError>> {
+        self.inner.warm()
+    }
 }
 
 #[cfg(test)]

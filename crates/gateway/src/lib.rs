@@ -75,6 +75,8 @@ pub fn router(state: GatewayState) -> Router {
         )
         .route("/api/models/pull", post(admin::api::pull_model))
         .route("/api/models/{name}", delete(admin::api::remove_model))
+        .route("/api/models/{name}/load", post(admin::api::load_model))
+        .route("/api/models/{name}/unload", post(admin::api::unload_model))
         .route("/api/wiring", get(admin::api::wiring))
         .route("/api/wiring/{target}/wire", post(admin::api::wire))
         .route("/api/wiring/{target}/unwire", post(admin::api::unwire))

@@ -455,4 +455,8 @@ impl Expert for LocalExpert {
         }
         .boxed()
     }
+
+    fn warm(&self) -> BoxFuture<'_, Result<(), ExpertError>> {
+        Box::pin(async move { self.engine().await.map(|_| ()) })
+    }
 }

@@ -144,6 +144,27 @@ impl Residency {
             .collect()
     }
 
+    /// Unloads the model of slot `name` now: `Ok(true)` when it was loaded and nobody used it,
+    /// `Ok(false)` when it was not loaded, an error while a request holds it.
+    pub fn unload(&self, name: &str) -> Result<bool, String> {
+        let slots: Vec<_> = lock(&self.slots)
+            .iter()
+            .filter_map(Weak::upgrade)
+            .filter(|slot| slot.name() == name && slot.is_loaded())
+            .collect();
+        let mut unloaded = false;
+        for slot in slots {
+            if slot.idle_since().is_none() {
+                return Err(format!(
+                    "{name} is answering a request; unload it when it is idle"
+                ));
+            }
+            slot.unload();
+            unloaded = true;
+        }
+        Ok(unloaded)
+    }
+
     /// The memory budget for loaded models, in bytes.
     pub fn budget(&self) -> Option<u64> {
         self.policy.memory_budget

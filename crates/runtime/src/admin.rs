@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use moe_sovereign_experts::Profile;
+use moe_sovereign_experts::{Expert, Profile};
 use moe_sovereign_gateway::admin::{Action, AdminBackend, AdminError};
 use moe_sovereign_keys::{KeyError, KeyManager};
 use moe_sovereign_local::Registry;
@@ -232,6 +232,35 @@ impl Backend {
         Ok(json!({ "profile": profile.name(), "expert": edited.expert, "backup": edited.backup }))
     }
 
+    fn local_experts_of(&self, model: &str) -> Result<Vec<Arc<dyn Expert>>, AdminError> {
+        let experts = self.routing.local_experts_of(model);
+        if experts.is_empty() {
+            return Err(AdminError::NotFound(format!(
+                "no profile uses {model:?}: bind a profile to it first (Profiles page)"
+            )));
+        }
+        Ok(experts)
+    }
+
+    /// Loads a model now. Runs on the blocking pool: waits here for the engine, which loads on
+    /// threads of its own, while the gateway's runtime goes on serving.
+    fn load(&self, model: &str) -> Result<Value, AdminError> {
+        let experts = self.local_experts_of(model)?;
+        self.hub.publish(model_event(model, "loading", None));
+        let runtime = tokio::runtime::Handle::try_current()
+            .map_err(|e| AdminError::Failed(format!("cannot load {model}: {e}")))?;
+        for expert in experts {
+            if let Err(error) = runtime.block_on(expert.warm()) {
+                let message = error.to_string();
+                self.hub
+                    .publish(model_event(model, "failed", Some(message.clone())));
+                return Err(AdminError::Failed(message));
+            }
+        }
+        self.hub.publish(model_event(model, "loaded", None));
+        Ok(json!({ "name": model, "loaded": true }))
+    }
+
     /// Starts a download on a thread of its own; progress and the outcome go to the live feed.
     fn pull(&self, repo: Option<String>, file: Option<String>) -> Result<Value, AdminError> {
         let home = self.home.clone();
@@ -337,6 +366,15 @@ impl Backend {
     }
 }
 
+fn model_event(name: &str, state: &str, detail: Option<String>) -> LiveEvent {
+    LiveEvent::Model {
+        name: name.into(),
+        state: state.into(),
+        progress: None,
+        detail,
+    }
+}
+
 fn key_error(error: KeyError) -> AdminError {
     match error {
         KeyError::UnknownKey(_) | KeyError::NoKeys => AdminError::NotFound(error.to_string()),
@@ -415,6 +453,22 @@ impl AdminBackend for Backend {
                 Ok(json!({ "name": entry.name }))
             }
             Action::PullModel { repo, file } => self.pull(repo, file),
+            Action::LoadModel { name } => self.load(&name),
+            Action::UnloadModel { name } => {
+                let experts = self.local_experts_of(&name)?;
+                let mut unloaded = false;
+                for expert in experts {
+                    unloaded |= self
+                        .routing
+                        .residency()
+                        .unload(expert.name())
+                        .map_err(AdminError::BadRequest)?;
+                }
+                if unloaded {
+                    self.hub.publish(model_event(&name, "unloaded", None));
+                }
+                Ok(json!({ "name": name, "unloaded": unloaded }))
+            }
             Action::RemoveModel { name } => {
                 let entry = Registry::new(self.home.dir())
                     .remove(&name)

@@ -89,6 +89,21 @@ impl Routing {
         &self.residency
     }
 
+    /// The experts that run the registered model `model` on this machine.
+    pub fn local_experts_of(&self, model: &str) -> Vec<Arc<dyn Expert>> {
+        let Ok(experts) = self.experts.lock() else {
+            return Vec::new();
+        };
+        experts
+            .iter()
+            .filter(|(config, expert)| match config {
+                None => expert.name() == model,
+                Some(c) => c.kind == ExpertKind::Local && c.model.as_deref() == Some(model),
+            })
+            .map(|(_, expert)| Arc::clone(expert))
+            .collect()
+    }
+
     /// Puts `config` in force: experts rebuilt where their entry changed, a new route table.
     /// Nothing changes when any expert cannot be built.
     pub fn apply(&self, config: Config) -> Result<(), String> {

@@ -259,6 +259,22 @@ pub async fn pull_model(
     call(&state, Action::PullModel { repo, file }).await
 }
 
+/// `POST /api/models/{name}/load`: loads it now; answers when it is in memory.
+pub async fn load_model(
+    State(state): State<GatewayState>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, GatewayError> {
+    call(&state, Action::LoadModel { name }).await
+}
+
+/// `POST /api/models/{name}/unload`.
+pub async fn unload_model(
+    State(state): State<GatewayState>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, GatewayError> {
+    call(&state, Action::UnloadModel { name }).await
+}
+
 /// `DELETE /api/models/{name}`.
 pub async fn remove_model(
     State(state): State<GatewayState>,

@@ -80,6 +80,16 @@ pub enum Action {
         /// The file in the repository.
         file: Option<String>,
     },
+    /// Load a registered model into memory now (instead of on its first request).
+    LoadModel {
+        /// Its name.
+        name: String,
+    },
+    /// Unload a model nobody is using.
+    UnloadModel {
+        /// Its name.
+        name: String,
+    },
     /// Forget a model (its file stays).
     RemoveModel {
         /// Its name.
