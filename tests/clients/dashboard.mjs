@@ -186,6 +186,21 @@ try {
     await page.getByRole("button", { name: `Restore ${title}` }).click();
     await until(`${title} shows not wired`, async () => (await page.locator(`[data-target="${target}"] .wiring-state`).textContent()) === "not wired");
     check(`${title} restored byte for byte`, readFileSync(file).equals(original), readFileSync(file, "utf8"));
+    if (target === "claude-code") {
+      // Its backups: the newest is the wired text (saved by the restore), then the original.
+      page.once("dialog", (dialog) => dialog.accept());
+      await page.getByRole("button", { name: `Restore the backup of ${file}` }).click();
+      await until("the newest backup is back", () => readFileSync(file, "utf8") === wired);
+      const select = page.getByLabel("Backups").first();
+      const options = await select.locator("option").evaluateAll((os) => os.map((o) => o.value));
+      const original_backup = options.find((o) => readFileSync(o).equals(original));
+      check("a backup holds the original", !!original_backup, options);
+      await select.selectOption(original_backup);
+      page.once("dialog", (dialog) => dialog.accept());
+      await page.getByRole("button", { name: `Restore the backup of ${file}` }).click();
+      await until("the original is back from its backup", () => readFileSync(file).equals(original));
+      check("backups restore from the UI", true);
+    }
   }
 
   // Unload the model the requests loaded, then load it again, from the Models page.

@@ -450,7 +450,7 @@ function onModelEvent(event) {
 
 async function wiring() {
   try {
-    const { targets } = await api("/api/wiring");
+    const { targets, events } = await api("/api/wiring");
     page.replaceChildren(el("h1", { text: "Wiring" }), el("div", { class: "grid" }, targets.map((t) => {
       const action = t.wired ? "unwire" : "wire";
       const button = el("button", { class: t.wired ? "" : "primary", type: "button", id: `${action}-${t.target}`,
@@ -469,13 +469,36 @@ async function wiring() {
           ? el("p", { class: "warn hint", text: `This gateway runs at ${location.origin}; Claude reaches ${t.url}, the address in config.toml, when a gateway serves it there.` })
           : null,
         el("ul", { class: "checks" }, t.files.map((f) => el("li", {}, el("code", { text: f.path }), " — ",
-          el("span", { class: f.problem ? "bad" : "", text: f.state })))),
+          el("span", { class: f.problem ? "bad" : "", text: f.state }), backupControl(f)))),
         button);
-    })), el("p", { class: "hint", text: "Wiring backs each file up, changes only our settings and writes atomically; restoring puts back exactly what was there. While the gateway runs it keeps the wiring in place." }));
+    })),
+    el("p", { class: "hint", text: "Wiring backs each file up, changes only our settings and writes atomically; restoring puts back exactly what was there. While the gateway runs it keeps the wiring in place." }),
+    el("h2", { text: "What the watcher did" }),
+    el("ul", { class: "checks card", id: "wiring-events" }, events.length
+      ? events.map((e) => el("li", { class: e.attention ? "bad" : "" }, `${time(e.at_ms)} — ${e.message}`))
+      : el("li", { class: "muted", text: "Nothing since the gateway started." })));
   } catch (error) { failure(error); }
 }
 
 const MARKS = { ok: ["✓", "ok"], info: ["i", "muted"], warn: ["!", "warn"], fail: ["✗", "bad"] };
+
+function backupControl(file) {
+  if (!file.backups?.length) return null;
+  const id = `backup-${file.path.replace(/[^A-Za-z0-9]/g, "-")}`;
+  const stamp = (path) => {
+    const m = /moe-backup-(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})/.exec(path);
+    return m ? new Date(Date.UTC(+m[1], m[2] - 1, +m[3], +m[4], +m[5], +m[6])).toLocaleString() : path;
+  };
+  const select = el("select", { id }, file.backups.map((b) => el("option", { value: b, text: stamp(b) })));
+  const restore = el("button", { type: "button", "aria-label": `Restore the backup of ${file.path}`, text: "Restore backup" });
+  restore.addEventListener("click", async () => {
+    if (!confirm(`Put the backup from ${stamp(select.value)} back in place of ${file.path}? What is there now is backed up first.`)) return;
+    try { await api("/api/wiring/restore", { method: "POST", body: { file: file.path, backup: select.value } }); toast("Backup restored."); }
+    catch (error) { toast(error.message, true); }
+    wiring();
+  });
+  return el("div", { class: "secret" }, el("label", { for: id }, "Backups", select), restore);
+}
 
 async function doctor() {
   try {

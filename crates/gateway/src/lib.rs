@@ -78,6 +78,7 @@ pub fn router(state: GatewayState) -> Router {
         .route("/api/models/{name}/load", post(admin::api::load_model))
         .route("/api/models/{name}/unload", post(admin::api::unload_model))
         .route("/api/wiring", get(admin::api::wiring))
+        .route("/api/wiring/restore", post(admin::api::restore_backup))
         .route("/api/wiring/{target}/wire", post(admin::api::wire))
         .route("/api/wiring/{target}/unwire", post(admin::api::unwire))
         .route("/api/doctor", get(admin::api::doctor))

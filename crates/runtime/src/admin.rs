@@ -126,6 +126,9 @@ pub fn target_status(
     })
 }
 
+/// Backups listed per file on the Wiring page.
+const BACKUPS_SHOWN: usize = 5;
+
 /// The dashboard's backend: the same library calls the CLI makes.
 pub struct Backend {
     home: Home,
@@ -347,7 +350,11 @@ impl Backend {
                             ("parses, not wired".to_owned(), false)
                         }
                     };
-                    json!({ "path": path, "state": text, "problem": problem })
+                    let backups: Vec<PathBuf> = moe_sovereign_wiring::backups(path)
+                        .into_iter()
+                        .take(BACKUPS_SHOWN)
+                        .collect();
+                    json!({ "path": path, "state": text, "problem": problem, "backups": backups })
                 })
                 .collect();
             targets.push(json!({
@@ -362,7 +369,29 @@ impl Backend {
                 "files": files,
             }));
         }
-        Ok(json!({ "targets": targets }))
+        Ok(json!({ "targets": targets, "events": self.hub.recent_wiring() }))
+    }
+
+    /// Puts a backup back, if `file` is one of Claude's files we handle and `backup` one of its
+    /// backups.
+    fn restore(&self, file: &str, backup: &str) -> Result<Value, AdminError> {
+        let known = self.wiring()?["targets"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|t| t["files"].as_array().cloned().unwrap_or_default())
+            .any(|f| f["path"].as_str() == Some(file));
+        if !known {
+            return Err(AdminError::NotFound(format!(
+                "{file} is not one of Claude's files"
+            )));
+        }
+        let saved = moe_sovereign_wiring::restore_backup(
+            std::path::Path::new(file),
+            std::path::Path::new(backup),
+        )
+        .map_err(|e| AdminError::BadRequest(e.to_string()))?;
+        Ok(json!({ "file": file, "restored": backup, "backup": saved }))
     }
 }
 
@@ -485,6 +514,7 @@ impl AdminBackend for Backend {
                            "files": report_rows(&wired.report) }),
                 )
             }
+            Action::RestoreBackup { file, backup } => self.restore(&file, &backup),
             Action::Unwire { target } => {
                 let target = target_named(&target)?;
                 let report =

@@ -83,7 +83,22 @@ pub struct Hub {
     events: broadcast::Sender<LiveEvent>,
     watchers: AtomicUsize,
     wake: Mutex<Option<std::sync::mpsc::Sender<()>>>,
+    recent_wiring: Mutex<std::collections::VecDeque<WiringNote>>,
 }
+
+/// A wiring-watcher event kept for the Wiring page.
+#[derive(Debug, Clone, Serialize)]
+pub struct WiringNote {
+    /// When, milliseconds since the Unix epoch.
+    pub at_ms: u64,
+    /// What happened.
+    pub message: String,
+    /// Whether the user has to act.
+    pub attention: bool,
+}
+
+/// How many wiring events are kept.
+const WIRING_NOTES: usize = 20;
 
 impl Default for Hub {
     fn default() -> Self {
@@ -93,6 +108,7 @@ impl Default for Hub {
             events: broadcast::channel(256).0,
             watchers: AtomicUsize::new(0),
             wake: Mutex::new(None),
+            recent_wiring: Mutex::new(std::collections::VecDeque::new()),
         }
     }
 }
@@ -119,9 +135,29 @@ impl Hub {
         let _ = self.events.send(LiveEvent::Trace(trace));
     }
 
-    /// Tells live views about something (wiring, models).
+    /// Tells live views about something (wiring, models); wiring events are also kept.
     pub fn publish(&self, event: LiveEvent) {
+        if let LiveEvent::Wiring { message, attention } = &event
+            && let Ok(mut notes) = self.recent_wiring.lock()
+        {
+            if notes.len() == WIRING_NOTES {
+                notes.pop_front();
+            }
+            notes.push_back(WiringNote {
+                at_ms: now_ms(),
+                message: message.clone(),
+                attention: *attention,
+            });
+        }
         let _ = self.events.send(event);
+    }
+
+    /// The watcher's recent events, newest first.
+    pub fn recent_wiring(&self) -> Vec<WiringNote> {
+        self.recent_wiring
+            .lock()
+            .map(|notes| notes.iter().rev().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// The live feed, and a guard that keeps sampling at 1 Hz while it lives.

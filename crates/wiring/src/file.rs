@@ -110,16 +110,26 @@ fn backup(path: &Path, text: &str) -> Result<PathBuf, WiringError> {
         target = path.with_file_name(format!("{name}.moe-backup-{stamp}-{n}"));
     }
     write_atomic(&target, text.as_bytes(), 0o600)?;
-    prune_backups(path, &name);
+    prune_backups(path);
     Ok(target)
 }
 
-fn prune_backups(path: &Path, name: &str) {
-    let Some(dir) = path.parent() else { return };
-    let Ok(entries) = fs::read_dir(dir) else {
-        return;
+fn prune_backups(path: &Path) {
+    let backups = backups(path);
+    for old in backups.iter().skip(BACKUPS_KEPT) {
+        let _ = fs::remove_file(old);
+    }
+}
+
+/// The backups of `path` (`<name>.moe-backup-*` beside it), newest first.
+pub fn backups(path: &Path) -> Vec<PathBuf> {
+    let Some(dir) = path.parent() else {
+        return Vec::new();
     };
-    let prefix = format!("{name}.moe-backup-");
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let prefix = format!("{}.moe-backup-", file_name(path));
     let mut backups: Vec<PathBuf> = entries
         .filter_map(Result::ok)
         .map(|e| e.path())
@@ -128,12 +138,41 @@ fn prune_backups(path: &Path, name: &str) {
                 .is_some_and(|n| n.to_string_lossy().starts_with(&prefix))
         })
         .collect();
-    // Timestamps sort lexically.
-    backups.sort();
-    let excess = backups.len().saturating_sub(BACKUPS_KEPT);
-    for old in &backups[..excess] {
-        let _ = fs::remove_file(old);
+    // `<stamp>Z` or `<stamp>Z-<n>` (a second backup within the same millisecond): timestamps
+    // sort lexically, then the serial number.
+    backups.sort_by_key(|p| {
+        let name = p.file_name().map(|n| n.to_string_lossy().into_owned());
+        let suffix = name
+            .as_deref()
+            .and_then(|n| n.strip_prefix(&prefix))
+            .unwrap_or("");
+        let (stamp, serial) = suffix.split_once("Z-").unwrap_or((suffix, "1"));
+        (
+            stamp.trim_end_matches('Z').to_owned(),
+            serial.parse::<u32>().unwrap_or(1),
+        )
+    });
+    backups.reverse();
+    backups
+}
+
+/// Puts `backup` (one of [`backups`] of `path`) back in place of `path`, by the usual rules: it
+/// must parse, the current text is backed up first, the write is atomic, mode 0600. Returns the
+/// backup of what was there.
+pub fn restore_backup(path: &Path, backup: &Path) -> Result<Option<PathBuf>, WiringError> {
+    if !backups(path).iter().any(|b| b == backup) {
+        return Err(WiringError::io(
+            backup,
+            std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("not a backup of {}", path.display()),
+            ),
+        ));
     }
+    let text = read(backup)?.unwrap_or_default();
+    parse(backup, &text)?;
+    let current = read(path)?;
+    replace_with_backup(path, current.as_deref(), &text)
 }
 
 /// Writes `bytes` to `path` through a temp file in the same folder: fsync, set `mode`, rename,
@@ -288,6 +327,36 @@ mod tests {
         }
         let backups = fs::read_dir(dir.path()).unwrap().count() - 1;
         assert_eq!(backups, BACKUPS_KEPT);
+    }
+
+    #[test]
+    fn backups_list_newest_first_and_restore_only_their_own_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.json");
+        fs::write(&path, "{\"n\": 0}").unwrap();
+        for n in 1..=3 {
+            update(&path, false, |d| {
+                d.set(&["n"], &json!(n))
+                    .map_err(|e| WiringError::shape(&path, e))
+            })
+            .unwrap();
+        }
+        let list = backups(&path);
+        let texts: Vec<String> = list
+            .iter()
+            .map(|b| fs::read_to_string(b).unwrap())
+            .collect();
+        assert_eq!(texts, ["{\"n\": 2}", "{\"n\": 1}", "{\"n\": 0}"]);
+        let saved = restore_backup(&path, &list[2]).unwrap().unwrap();
+        assert_eq!(fs::read_to_string(&path).unwrap(), "{\"n\": 0}");
+        assert_eq!(fs::read_to_string(saved).unwrap(), "{\"n\": 3}");
+        // Not a backup of this file, or one that does not parse: refused, nothing changes.
+        let other = dir.path().join("d.json.moe-backup-20260101T000000.000Z");
+        fs::write(&other, "{}").unwrap();
+        assert!(restore_backup(&path, &other).is_err());
+        fs::write(&list[0], "{broken").unwrap();
+        assert!(restore_backup(&path, &list[0]).is_err());
+        assert_eq!(fs::read_to_string(&path).unwrap(), "{\"n\": 0}");
     }
 
     #[test]

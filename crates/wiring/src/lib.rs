@@ -21,7 +21,7 @@ mod state;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-pub use file::{Update, replace_with_backup, write_atomic};
+pub use file::{Update, backups, replace_with_backup, restore_backup, write_atomic};
 pub use locate::{Env, Platform};
 pub use plan::Params;
 use state::{FileState, State};

@@ -299,6 +299,21 @@ pub async fn unwire(
     call(&state, Action::Unwire { target }).await
 }
 
+#[derive(Deserialize)]
+struct Restore {
+    file: String,
+    backup: String,
+}
+
+/// `POST /api/wiring/restore {"file", "backup"}`.
+pub async fn restore_backup(
+    State(state): State<GatewayState>,
+    body: Bytes,
+) -> Result<Json<Value>, GatewayError> {
+    let Restore { file, backup } = parse_json(&body)?;
+    call(&state, Action::RestoreBackup { file, backup }).await
+}
+
 /// `GET /api/wiring`.
 pub async fn wiring(State(state): State<GatewayState>) -> Result<Json<Value>, GatewayError> {
     call(&state, Action::Wiring).await

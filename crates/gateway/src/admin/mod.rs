@@ -102,6 +102,13 @@ pub enum Action {
         /// Which client.
         target: String,
     },
+    /// Put a backup of one of Claude's files back (the current text is backed up first).
+    RestoreBackup {
+        /// The file.
+        file: String,
+        /// One of its backups.
+        backup: String,
+    },
     /// Undo [`Action::Wire`]: what was there before comes back.
     Unwire {
         /// Which client.
