@@ -186,6 +186,7 @@ function updateDashboard() {
       stat("requests / min", gateway.requests_last_minute),
       stat("tokens / s", (gateway.output_tokens_last_minute / 60).toFixed(1)),
       stat("open streams", gateway.in_flight),
+      stat("queued", gateway.queued),
       stat("address", `127.0.0.1:${gateway.port}`),
       stat("version", gateway.version));
   }

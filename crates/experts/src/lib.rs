@@ -62,6 +62,10 @@ pub trait Expert: Send + Sync {
     fn stream(&self, request: ExpertRequest) -> BoxFuture<'_, Result<ExpertStream, ExpertError>>;
     /// Counts the input tokens of `request` as this expert would see them.
     fn count_tokens(&self, request: ExpertRequest) -> BoxFuture<'_, Result<u64, ExpertError>>;
+    /// Requests waiting for their turn in front of this expert (admission control's queue).
+    fn waiting(&self) -> usize {
+        0
+    }
     /// Gets ready to answer at once (a local expert loads its model); remote experts are ready.
     fn warm(&self) -> BoxFuture<'_, Result<(), ExpertError>> {
         Box::pin(async { Ok(()) })

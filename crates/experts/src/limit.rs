@@ -153,6 +153,10 @@ impl Expert for Limited {
     fn warm(&self) -> BoxFuture<'_, Result<(), ExpertError>> {
         self.inner.warm()
     }
+
+    fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::SeqCst)
+    }
 }
 
 #[cfg(test)]
@@ -223,7 +227,12 @@ mod tests {
             let limited = Arc::clone(&limited);
             tokio::spawn(async move { limited.stream(request(None)).await.map(|_| ()) })
         };
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        // Wait until the second request is queued (a condition, not a time).
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while limited.waiting() != 1 {
+            assert!(tokio::time::Instant::now() < deadline, "never queued");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
         let refused = limited.stream(request(None)).await;
         assert!(
             matches!(

@@ -116,6 +116,11 @@ impl RouteTable {
         Ok(Self { experts, bound })
     }
 
+    /// Every expert, in config order.
+    pub fn experts(&self) -> &[Arc<dyn Expert>] {
+        &self.experts
+    }
+
     /// The expert serving `profile`, if any expert is configured.
     pub fn expert_for(&self, profile: Profile) -> Option<&Arc<dyn Expert>> {
         let index = self.bound[profile.index()].unwrap_or(0);
