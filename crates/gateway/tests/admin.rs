@@ -9,9 +9,9 @@ use std::sync::{Arc, Mutex};
 use axum::body::Body;
 use axum::http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
-use moe_sovereign_experts::{Expert, Profile, RouteTable};
+use moe_sovereign_experts::{Expert, RouteTable};
 use moe_sovereign_gateway::admin::{Action, Admin, AdminBackend, AdminError};
-use moe_sovereign_gateway::{Authenticator, Caller, GatewayState, Routes, Settings, router};
+use moe_sovereign_gateway::{GatewayState, Routes, Settings, router};
 use moe_sovereign_telemetry::{Hub, TraceFilter};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -19,23 +19,11 @@ use tower::ServiceExt;
 
 mod support;
 use support::fake::{self, ScriptedExpert};
+use support::{KEY, OneKey};
 
-const KEY: &str = "moe-sk-test";
 const PORT: u16 = 8742;
 const SECRET: &str = "0123456789abcdef0123456789abcdef0123456789abcdef";
 const ORIGIN: &str = "http://127.0.0.1:8742";
-
-struct OneKey;
-
-impl Authenticator for OneKey {
-    fn authenticate(&self, key: &str) -> Option<Caller> {
-        (key == KEY).then(|| Caller {
-            key_id: "key_1".into(),
-            key_name: "laptop".into(),
-            profile: Profile::Native,
-        })
-    }
-}
 
 /// Records what it was asked to do.
 #[derive(Default)]

@@ -10,28 +10,16 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
 mod support;
-use moe_sovereign_experts::{Expert, ExpertError, Profile, RouteTable};
-use moe_sovereign_gateway::{Authenticator, Caller, GatewayState, Routes, Settings, router};
+use moe_sovereign_experts::{Expert, ExpertError, RouteTable};
+use moe_sovereign_gateway::{GatewayState, Routes, Settings, router};
 use moe_sovereign_telemetry::Hub;
 use serde_json::{Value, json};
 use support::fake::{self, ScriptedExpert};
+use support::{KEY, OneKey};
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
-const KEY: &str = "moe-sk-test";
 const PORT: u16 = 8742;
-
-struct OneKey;
-
-impl Authenticator for OneKey {
-    fn authenticate(&self, key: &str) -> Option<Caller> {
-        (key == KEY).then(|| Caller {
-            key_id: "key_1".into(),
-            key_name: "test".into(),
-            profile: Profile::Native,
-        })
-    }
-}
 
 fn state(expert: ScriptedExpert) -> GatewayState {
     let experts: Vec<Arc<dyn Expert>> = vec![Arc::new(expert)];
