@@ -24,7 +24,11 @@ function check(name, condition, detail = "") {
   console.log(`ok   ${name}`);
 }
 
-// Waits for `probe` to return a truthy value (a condition, not a time); fails after `ms`.
+// The page under test, for failure reports.
+let current = null;
+
+// Waits for `probe` to return a truthy value (a condition, not a time); fails after `ms`, with
+// the page's last message and a screenshot (failure.png).
 async function until(what, probe, ms = 60_000) {
   const deadline = Date.now() + ms;
   let last;
@@ -33,7 +37,12 @@ async function until(what, probe, ms = 60_000) {
     if (last && !(last instanceof Error)) return last;
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
-  check(what, false, `still not true after ${ms} ms (last: ${last})`);
+  let shown = "";
+  if (current) {
+    shown = await current.locator("#toast").textContent().catch(() => "");
+    await current.screenshot({ path: `${ARTIFACTS}/failure.png`, fullPage: true }).catch(() => {});
+  }
+  check(what, false, `still not true after ${ms} ms (last: ${last}; the page said: ${shown})`);
 }
 
 function cli(...args) {
@@ -64,6 +73,7 @@ const browser = await chromium.launch({ executablePath: env.CHROMIUM, headless: 
 try {
   const context = await browser.newContext({ viewport: { width: 1100, height: 800 } });
   const page = await context.newPage();
+  current = page;
   const errors = [];
   page.on("pageerror", (e) => errors.push(e.message));
   page.on("console", (m) => { if (m.type() === "error") errors.push(m.text()); });

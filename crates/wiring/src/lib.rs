@@ -185,8 +185,30 @@ impl Wiring {
         params: &Params,
         dry_run: bool,
     ) -> Result<Report, WiringError> {
+        let _lock = self.lock(dry_run)?;
         let plans = self.plan(target, params)?;
         self.apply_plans(target, params, dry_run, &plans)
+    }
+
+    /// Serialises every change to Claude's files and `wiring.json` — the CLI's, the dashboard's,
+    /// the watcher's, in this process or another — with an advisory lock on
+    /// `wiring.lock` in our home, held until the returned file is dropped. Without it, the
+    /// watcher could re-apply our keys half-way through an `unwire` and record the target as
+    /// wired again. A dry run changes nothing and takes no lock.
+    fn lock(&self, dry_run: bool) -> Result<Option<std::fs::File>, WiringError> {
+        if dry_run {
+            return Ok(None);
+        }
+        let path = self.home.join("wiring.lock");
+        std::fs::create_dir_all(&self.home).map_err(|e| WiringError::io(&self.home, e))?;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| WiringError::io(&path, e))?;
+        file.lock().map_err(|e| WiringError::io(&path, e))?;
+        Ok(Some(file))
     }
 
     /// [`Self::wire`] limited to `files` (the watcher re-applies only what was dropped, even when
@@ -198,6 +220,11 @@ impl Wiring {
         dry_run: bool,
         files: &[PathBuf],
     ) -> Result<Report, WiringError> {
+        let _lock = self.lock(dry_run)?;
+        // The target may have been unwired since the caller looked: then nothing is re-applied.
+        if self.recorded(target)?.is_none() {
+            return Ok(Report { files: Vec::new() });
+        }
         let mut plans = self.plan(target, params)?;
         plans.retain(|plan| files.contains(&plan.path));
         self.apply_plans(target, params, dry_run, &plans)
@@ -259,6 +286,7 @@ impl Wiring {
     /// Undoes `target`'s wiring: our values go, what was there before comes back, files we
     /// created and left empty are deleted, `deploymentMode` becomes `1p` where we set it.
     pub fn unwire(&self, target: Target, dry_run: bool) -> Result<Report, WiringError> {
+        let _lock = self.lock(dry_run)?;
         let mut state = State::load(&self.home)?;
         let Some(record) = state.targets.get_mut(target.name()) else {
             return Ok(Report { files: Vec::new() });

@@ -120,6 +120,32 @@ fn claude_code_created_from_nothing_is_removed_again() {
 }
 
 #[test]
+fn the_watcher_re_applies_nothing_once_a_target_is_unwired() {
+    // The watcher decides from a status it read before taking the lock; by then `unwire` may
+    // have finished. Re-applying must then do nothing, and leave the target unwired.
+    let s = Scratch::new();
+    let wiring = s.wiring(Platform::Linux);
+    let settings = s.root.join("home/me/.claude/settings.json");
+    write(&settings, "{\"theme\": \"dark\"}\n");
+    wiring.wire(Target::ClaudeCode, &s.params(), false).unwrap();
+    wiring.unwire(Target::ClaudeCode, false).unwrap();
+    let report = wiring
+        .wire_files(
+            Target::ClaudeCode,
+            &s.params(),
+            false,
+            std::slice::from_ref(&settings),
+        )
+        .unwrap();
+    assert!(report.files.is_empty());
+    assert_eq!(
+        std::fs::read_to_string(&settings).unwrap(),
+        "{\"theme\": \"dark\"}\n"
+    );
+    assert_eq!(wiring.recorded(Target::ClaudeCode).unwrap(), None);
+}
+
+#[test]
 fn a_value_the_user_changed_after_wiring_stays() {
     let s = Scratch::new();
     let wiring = s.wiring(Platform::Linux);
