@@ -28,7 +28,7 @@ scripts/test-deps.sh
 
 phase "fmt + shellcheck"
 cargo fmt --all --check
-shellcheck installers/*.sh scripts/*.sh .ci/run
+shellcheck installers/*.sh scripts/*.sh icons/*.sh .ci/run
 phase "clippy"
 cargo clippy --workspace --all-targets --release -- -D warnings
 
