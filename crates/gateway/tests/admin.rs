@@ -9,17 +9,15 @@ use std::sync::{Arc, Mutex};
 use axum::body::Body;
 use axum::http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
-use moe_sovereign_experts::{Expert, RouteTable};
 use moe_sovereign_gateway::admin::{Action, Admin, AdminBackend, AdminError};
-use moe_sovereign_gateway::{GatewayState, Routes, Settings, router};
-use moe_sovereign_telemetry::{Hub, TraceFilter};
+use moe_sovereign_gateway::{GatewayState, Settings, router};
+use moe_sovereign_telemetry::TraceFilter;
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
 mod support;
+use support::KEY;
 use support::fake::{self, ScriptedExpert};
-use support::{KEY, OneKey};
 
 const PORT: u16 = 8742;
 const SECRET: &str = "0123456789abcdef0123456789abcdef0123456789abcdef";
@@ -43,20 +41,14 @@ impl AdminBackend for Recording {
 }
 
 fn state(backend: Arc<Recording>) -> GatewayState {
-    let expert = ScriptedExpert::new("scripted", fake::answer(11, &["hello"], 3));
-    let experts: Vec<Arc<dyn Expert>> = vec![Arc::new(expert)];
-    GatewayState {
-        routes: Routes::new(RouteTable::new(experts, &[]).unwrap()),
-        auth: Arc::new(OneKey),
-        settings: Arc::new(Settings {
+    support::state(
+        ScriptedExpert::new("scripted", fake::answer(11, &["hello"], 3)),
+        Settings {
             port: PORT,
             ..Settings::default()
-        }),
-        shutdown: CancellationToken::new(),
-        hub: Hub::new(),
-        in_flight: Arc::default(),
-        admin: Some(Arc::new(Admin::new(backend, SECRET.into()))),
-    }
+        },
+        Some(Admin::new(backend, SECRET.into())),
+    )
 }
 
 struct Call<'a> {

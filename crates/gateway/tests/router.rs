@@ -3,40 +3,32 @@
 
 #![expect(clippy::unwrap_used, reason = "tests")]
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
 mod support;
-use moe_sovereign_experts::{Expert, ExpertError, RouteTable};
-use moe_sovereign_gateway::{GatewayState, Routes, Settings, router};
-use moe_sovereign_telemetry::Hub;
+use moe_sovereign_experts::ExpertError;
+use moe_sovereign_gateway::{GatewayState, Settings, router};
 use serde_json::{Value, json};
+use support::KEY;
 use support::fake::{self, ScriptedExpert};
-use support::{KEY, OneKey};
-use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
 const PORT: u16 = 8742;
 
 fn state(expert: ScriptedExpert) -> GatewayState {
-    let experts: Vec<Arc<dyn Expert>> = vec![Arc::new(expert)];
-    GatewayState {
-        routes: Routes::new(RouteTable::new(experts, &[]).unwrap()),
-        auth: Arc::new(OneKey),
-        settings: Arc::new(Settings {
+    support::state(
+        expert,
+        Settings {
             port: PORT,
             ping_interval: Duration::from_millis(30),
             first_event_timeout: Duration::from_millis(200),
             ..Settings::default()
-        }),
-        shutdown: CancellationToken::new(),
-        hub: Hub::new(),
-        in_flight: Arc::default(),
-        admin: None,
-    }
+        },
+        None,
+    )
 }
 
 fn pong() -> ScriptedExpert {

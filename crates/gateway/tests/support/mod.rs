@@ -1,7 +1,12 @@
 pub mod fake;
 
-use moe_sovereign_experts::Profile;
-use moe_sovereign_gateway::{Authenticator, Caller};
+use std::sync::Arc;
+
+use moe_sovereign_experts::{Expert, Profile, RouteTable};
+use moe_sovereign_gateway::admin::Admin;
+use moe_sovereign_gateway::{Authenticator, Caller, GatewayState, Routes, Settings};
+use moe_sovereign_telemetry::Hub;
+use tokio_util::sync::CancellationToken;
 
 /// The one key the test authenticator accepts.
 pub const KEY: &str = "moe-sk-test";
@@ -16,5 +21,24 @@ impl Authenticator for OneKey {
             key_name: "laptop".into(),
             profile: Profile::Native,
         })
+    }
+}
+
+/// A gateway over one scripted `expert`, [`OneKey`] auth, `settings`, and the dashboard when
+/// `admin` is given.
+pub fn state(
+    expert: fake::ScriptedExpert,
+    settings: Settings,
+    admin: Option<Admin>,
+) -> GatewayState {
+    let experts: Vec<Arc<dyn Expert>> = vec![Arc::new(expert)];
+    GatewayState {
+        routes: Routes::new(RouteTable::new(experts, &[]).unwrap()),
+        auth: Arc::new(OneKey),
+        settings: Arc::new(settings),
+        shutdown: CancellationToken::new(),
+        hub: Hub::new(),
+        in_flight: Arc::default(),
+        admin: admin.map(Arc::new),
     }
 }
