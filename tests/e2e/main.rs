@@ -10,8 +10,10 @@ mod dashboard;
 mod http;
 mod llama_cpp;
 mod local;
+mod package;
 mod pull;
 mod remote;
+mod tray;
 mod wiring;
 
 use moe_sovereign_e2e::{FakeUpstream, Flavor, Gateway};

@@ -11,6 +11,7 @@
     reason = "test harness: fail loudly"
 )]
 
+pub mod desktop;
 pub mod fake_hub;
 pub mod fake_upstream;
 pub mod gateway;

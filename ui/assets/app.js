@@ -371,7 +371,7 @@ const pulls = new Map(); // repo → { done, total, detail }
 
 async function models() {
   try {
-    const { data, memory_budget_bytes: budget, recommended } = await api("/api/models");
+    const { data, memory_budget_bytes: budget, recommended, can_pick: canPick } = await api("/api/models");
     const path = el("input", { id: "model-path", placeholder: "/path/to/model.gguf", autocomplete: "off", size: 40 });
     const add = el("form", { class: "filters", "aria-label": "Add a model file" },
       el("label", { for: "model-path" }, "GGUF file on this machine", path),
@@ -381,6 +381,14 @@ async function models() {
       try { const m = await api("/api/models", { method: "POST", body: { path: path.value } }); toast(`Added ${m.name}.`); models(); }
       catch (error) { toast(error.message, true); }
     });
+    if (canPick) {
+      const pick = el("button", { type: "button", id: "pick-model", text: "Choose a file…" });
+      pick.addEventListener("click", async () => {
+        try { const m = await api("/api/models/pick", { method: "POST" }); if (m.picked) { toast(`Added ${m.name}.`); models(); } }
+        catch (error) { toast(error.message, true); }
+      });
+      add.append(pick);
+    }
     const pull = recommended ? el("div", { class: "card" },
       el("h2", { text: "Recommended for this machine" }),
       el("p", {}, el("b", { text: recommended.title }), el("br"),
@@ -444,6 +452,7 @@ function onModelEvent(event) {
   if (!event.progress && event.state === "pulling") return;
   const previous = pulls.get(event.name) ?? {};
   pulls.set(event.name, { ...previous, state: event.state, done: event.progress?.[0] ?? previous.done, total: event.progress?.[1] ?? previous.total, detail: event.detail ?? previous.detail });
+  if (route() === "welcome") { if (event.state === "pulling") pullControl.render?.(); else welcome(); return; }
   if (route() !== "models") return;
   if (event.state === "pulling") pullControl.render?.();
   else models();
@@ -534,9 +543,91 @@ async function logs() {
   } catch (error) { failure(error); }
 }
 
+// ---- welcome (first run: a model, a key, Claude wired) -------------------------------------
+
+async function welcome() {
+  try {
+    const [models, keyList, wiringState] = await Promise.all([api("/api/models"), api("/api/keys"), api("/api/wiring")]);
+    const step = (n, title, done, ...body) => el("section", { class: `card step${done ? " done" : ""}`, "data-step": n },
+      el("h2", {}, el("span", { class: done ? "ok" : "muted", "aria-label": done ? "done" : "to do", text: done ? "✓ " : `${n}. ` }), title), ...body);
+
+    // 1. A model: the native file dialog where there is one (the tray app), else a path.
+    const model = models.data[0];
+    const modelBody = [];
+    if (model) modelBody.push(el("p", { class: "ok", text: `${model.name} is registered (${model.architecture ?? "?"}, ${bytes(model.size_bytes)}).` }));
+    else {
+      if (models.can_pick) {
+        const pick = el("button", { class: "primary", type: "button", id: "pick-model", text: "Choose a GGUF file…" });
+        pick.addEventListener("click", async () => {
+          pick.disabled = true;
+          pick.textContent = "Waiting for the file dialog…";
+          try {
+            const answer = await api("/api/models/pick", { method: "POST" });
+            if (answer.picked) toast(`Added ${answer.name}.`);
+          } catch (error) { toast(error.message, true); }
+          welcome();
+        });
+        modelBody.push(el("p", {}, pick));
+      } else {
+        const path = el("input", { id: "welcome-model-path", placeholder: "/path/to/model.gguf", size: 40, autocomplete: "off" });
+        const form = el("form", { class: "filters", "aria-label": "Add a model file" },
+          el("label", { for: "welcome-model-path" }, "A GGUF file on this machine", path), el("button", { type: "submit", text: "Add" }));
+        form.addEventListener("submit", async (event) => {
+          event.preventDefault();
+          try { const m = await api("/api/models", { method: "POST", body: { path: path.value } }); toast(`Added ${m.name}.`); welcome(); }
+          catch (error) { toast(error.message, true); }
+        });
+        modelBody.push(form);
+      }
+      if (models.recommended) {
+        const r = models.recommended;
+        modelBody.push(el("p", { class: "hint", text: `Or download ${r.title} (${bytes(r.size_bytes)}, ${r.context_length.toLocaleString()} tokens of context):` }),
+          pullControl(r.repo, r.file));
+      }
+    }
+
+    // 2. A key: Claude gets it from the keychain through our credential helper.
+    const key = keyList.data.find((k) => k.default) ?? keyList.data[0];
+    const keyBody = [];
+    if (key) keyBody.push(el("p", { class: "ok", text: `Key ${key.name} (${key.id}) answers with profile ${key.profile}.` }));
+    else {
+      const create = el("button", { class: "primary", type: "button", id: "create-key", text: "Create a key" });
+      create.addEventListener("click", async () => {
+        create.disabled = true;
+        try { await api("/api/keys", { method: "POST", body: { name: "default", profile: "moe_native" } }); toast("Key created and kept in your keychain."); }
+        catch (error) { toast(error.message, true); }
+        welcome();
+      });
+      keyBody.push(el("p", {}, create), el("p", { class: "hint", text: "It lives in your OS keychain. Wiring hands it to Claude through a credential helper: you never copy it." }));
+    }
+
+    // 3. Claude, one click each.
+    const wiringBody = wiringState.targets.map((t) => {
+      if (t.wired) return el("p", { class: "ok", "data-target": t.target, text: `${t.title} is wired to this gateway.` });
+      const wire = el("button", { class: "primary", type: "button", id: `welcome-wire-${t.target}`, text: `Wire ${t.title}`, disabled: !key });
+      wire.addEventListener("click", async () => {
+        wire.disabled = true;
+        try { await api(`/api/wiring/${t.target}/wire`, { method: "POST" }); toast(`${t.title} wired. Restart it if it is open.`); }
+        catch (error) { toast(error.message, true); }
+        welcome();
+      });
+      return el("p", { "data-target": t.target }, wire);
+    });
+    const wiredAny = wiringState.targets.some((t) => t.wired);
+    page.replaceChildren(el("h1", { text: "Welcome to MoE Sovereign" }),
+      el("p", { text: "Three steps, and Claude Desktop and Claude Code answer from this machine." }),
+      el("div", { class: "grid" },
+        step(1, "A model", Boolean(model), ...modelBody),
+        step(2, "A key", Boolean(key), ...keyBody),
+        step(3, "Claude", wiredAny, ...wiringBody,
+          el("p", { class: "hint", text: "Wiring backs Claude's files up and changes only our settings; Restore puts them back exactly." }))),
+      el("p", {}, el("a", { href: "#/dashboard", id: "welcome-done", text: model && key && wiredAny ? "All set: open the dashboard →" : "Skip for now: open the dashboard →" })));
+  } catch (error) { failure(error); }
+}
+
 // ---- routing -------------------------------------------------------------------------------
 
-const pages = { dashboard, requests, profiles, keys, models, wiring, doctor, logs };
+const pages = { dashboard, requests, profiles, keys, models, wiring, doctor, logs, welcome };
 
 function route() {
   const name = location.hash.replace(/^#\//, "").split("?")[0];

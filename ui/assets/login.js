@@ -2,6 +2,8 @@
 // in a log) for a session cookie, then opens the dashboard.
 const status = document.getElementById("login-status");
 const token = location.hash.slice(1);
+// `?next=logs`: the page to open once signed in (the tray opens onboarding or the logs).
+const next = new URLSearchParams(location.search).get("next") ?? "";
 history.replaceState(null, "", location.pathname);
 
 async function signIn() {
@@ -15,7 +17,7 @@ async function signIn() {
     body: JSON.stringify({ token }),
   });
   if (response.ok) {
-    location.replace("/ui/");
+    location.replace(/^[a-z]{1,20}$/.test(next) ? `/ui/#/${next}` : "/ui/");
     return;
   }
   const body = await response.json().catch(() => null);

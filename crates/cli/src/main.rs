@@ -73,7 +73,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    if let Some(missing) = missing_cpu_features() {
+    if let Some(missing) = moe_sovereign_runtime::missing_cpu_features() {
         eprintln!(
             "moe-sovereign: this build uses x86-64-v3 instructions for fast local inference, and this CPU lacks {missing}; \
              build it for a baseline CPU with RUSTFLAGS=\"-C target-cpu=x86-64\" (local models run 3-7x slower)"
@@ -106,28 +106,6 @@ fn main() -> ExitCode {
     }
 }
 
-/// The x86-64-v3 features this build was compiled to use that the CPU does not have. Checked
-/// first thing, before any code that might use them runs.
-fn missing_cpu_features() -> Option<String> {
-    #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
-    {
-        let missing: Vec<&str> = [
-            ("avx2", std::arch::is_x86_feature_detected!("avx2")),
-            ("fma", std::arch::is_x86_feature_detected!("fma")),
-            ("bmi2", std::arch::is_x86_feature_detected!("bmi2")),
-            ("f16c", std::arch::is_x86_feature_detected!("f16c")),
-        ]
-        .into_iter()
-        .filter(|(_, present)| !present)
-        .map(|(name, _)| name)
-        .collect();
-        if !missing.is_empty() {
-            return Some(missing.join(", "));
-        }
-    }
-    None
-}
-
 fn serve(
     listen: Option<SocketAddr>,
     config_path: Option<PathBuf>,
@@ -147,6 +125,7 @@ fn serve(
             &ServeOptions {
                 listen,
                 allow_remote,
+                ..ServeOptions::default()
             },
         )
         .await?;

@@ -57,6 +57,7 @@ pub fn router(state: GatewayState) -> Router {
         .route("/api/login-link", post(admin::api::login_link))
         .route("/api/session", post(admin::api::session))
         .route("/api/logout", post(admin::api::logout))
+        .route("/api/shutdown", post(admin::api::shutdown))
         .route("/api/overview", get(admin::api::overview))
         .route("/api/events", get(admin::api::events))
         .route("/api/requests", get(admin::api::requests))
@@ -74,6 +75,7 @@ pub fn router(state: GatewayState) -> Router {
             get(admin::api::models).post(admin::api::add_model),
         )
         .route("/api/models/pull", post(admin::api::pull_model))
+        .route("/api/models/pick", post(admin::api::pick_model))
         .route("/api/models/{name}", delete(admin::api::remove_model))
         .route("/api/models/{name}/load", post(admin::api::load_model))
         .route("/api/models/{name}/unload", post(admin::api::unload_model))

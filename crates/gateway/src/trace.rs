@@ -34,7 +34,8 @@ pub struct Recorder {
 impl Recorder {
     /// Starts timing a request from `caller` for `model`.
     pub fn start(hub: Arc<Hub>, in_flight: Arc<InFlight>, caller: &Caller, endpoint: &str) -> Self {
-        in_flight.0.fetch_add(1, Ordering::SeqCst);
+        let open = in_flight.0.fetch_add(1, Ordering::SeqCst) + 1;
+        hub.publish(moe_sovereign_telemetry::LiveEvent::Requests { open });
         Self {
             hub,
             in_flight,
@@ -125,7 +126,13 @@ impl Recorder {
 
 impl Drop for Recorder {
     fn drop(&mut self) {
-        self.in_flight.0.fetch_sub(1, Ordering::SeqCst);
+        let open = self
+            .in_flight
+            .0
+            .fetch_sub(1, Ordering::SeqCst)
+            .saturating_sub(1);
+        self.hub
+            .publish(moe_sovereign_telemetry::LiveEvent::Requests { open });
         if self.trace.is_some() {
             self.record(None, None, Some("cancelled"));
         }

@@ -363,3 +363,70 @@ async fn each_request_leaves_a_trace_with_the_usage_the_client_saw() {
     assert!(traces[0].stream && !traces[1].stream);
     assert_eq!(state.in_flight.count(), 0);
 }
+
+#[tokio::test]
+async fn only_the_home_folders_secret_stops_the_gateway() {
+    let backend = Arc::new(Recording::default());
+    let state = state(backend);
+    // No secret, a wrong one, a session cookie, an API key: refused, and it keeps serving.
+    let cookie = login(&state).await;
+    for (what, call) in [
+        (
+            "no secret",
+            Call::new("POST", "/api/shutdown").json(json!({})),
+        ),
+        (
+            "a wrong secret",
+            Call::new("POST", "/api/shutdown")
+                .header("x-moe-admin-secret", "guess")
+                .json(json!({})),
+        ),
+        (
+            "a session",
+            Call::new("POST", "/api/shutdown")
+                .header("cookie", cookie.clone())
+                .json(json!({})),
+        ),
+    ] {
+        let (status, response) = call.send(&state).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{what}");
+        assert_envelope(&json_of(response).await, "authentication_error");
+        assert!(!state.shutdown.is_cancelled(), "{what} stopped it");
+    }
+    let (status, _) = Call::new("POST", "/api/shutdown")
+        .header("x-api-key", support::KEY)
+        .header("x-moe-admin-secret", SECRET)
+        .json(json!({}))
+        .send(&state)
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "an API key never opens /api");
+    assert!(!state.shutdown.is_cancelled());
+    // A cross-site form post cannot carry it either: no JSON, no Origin.
+    let (status, _) = Call::new("POST", "/api/shutdown")
+        .header("x-moe-admin-secret", SECRET)
+        .send(&state)
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, response) = Call::new("POST", "/api/shutdown")
+        .header("x-moe-admin-secret", SECRET)
+        .json(json!({}))
+        .send(&state)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(json_of(response).await["stopping"], true);
+    assert!(state.shutdown.is_cancelled());
+}
+
+#[tokio::test]
+async fn the_file_picker_is_the_backends_action() {
+    let backend = Arc::new(Recording::default());
+    let state = state(backend.clone());
+    let cookie = login(&state).await;
+    let (status, _) = Call::new("POST", "/api/models/pick")
+        .header("cookie", cookie)
+        .json(json!({}))
+        .send(&state)
+        .await;
+    assert_eq!(status, 200);
+    assert!(backend.0.lock().unwrap().contains(&"PickModel".to_owned()));
+}

@@ -18,7 +18,7 @@ pub mod tools;
 
 pub use expert::LocalExpert;
 pub use registry::{ModelEntry, Registry};
-pub use resident::{Residency, ResidencyPolicy};
+pub use resident::{Change as ResidencyChange, Residency, ResidencyPolicy};
 
 /// What can go wrong with local models.
 #[derive(Debug, thiserror::Error)]

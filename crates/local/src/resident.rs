@@ -36,7 +36,24 @@ impl Default for ResidencyPolicy {
 pub struct Residency {
     policy: ResidencyPolicy,
     slots: Mutex<Vec<Weak<dyn Resident>>>,
+    observer: Mutex<Option<Observer>>,
 }
+
+/// What happened to a slot's model, for whoever shows it (the dashboard, the tray).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// Loading started.
+    Loading,
+    /// In memory.
+    Loaded,
+    /// The load failed (why).
+    Failed(String),
+    /// Out of memory again (idle, budget, or asked).
+    Unloaded,
+}
+
+/// Told about every [`Change`], with the slot's name.
+pub type Observer = Arc<dyn Fn(&str, Change) + Send + Sync>;
 
 /// What the residency needs of a slot; implemented by [`Slot`] for any loaded type.
 trait Resident: Send + Sync {
@@ -115,6 +132,7 @@ impl Residency {
         let residency = Arc::new(Self {
             policy,
             slots: Mutex::new(Vec::new()),
+            observer: Mutex::new(None),
         });
         if let (Some(idle), Ok(handle)) =
             (policy.idle_unload, tokio::runtime::Handle::try_current())
@@ -132,6 +150,23 @@ impl Residency {
             });
         }
         residency
+    }
+
+    /// Tells `observer` about every load, failure and unload from now on.
+    pub fn observe(&self, observer: Observer) {
+        *lock(&self.observer) = Some(observer);
+    }
+
+    fn tell(&self, name: &str, change: Change) {
+        let observer = lock(&self.observer).clone();
+        if let Some(observer) = observer {
+            observer(name, change);
+        }
+    }
+
+    fn unload_slot(&self, slot: &Arc<dyn Resident>) {
+        slot.unload();
+        self.tell(slot.name(), Change::Unloaded);
     }
 
     /// The loaded slots (named after their experts) and their sizes in bytes.
@@ -159,7 +194,7 @@ impl Residency {
                     "{name} is answering a request; unload it when it is idle"
                 ));
             }
-            slot.unload();
+            self.unload_slot(&slot);
             unloaded = true;
         }
         Ok(unloaded)
@@ -203,7 +238,7 @@ impl Residency {
                 .idle_since()
                 .is_some_and(|since| since.elapsed() >= idle)
             {
-                slot.unload();
+                self.unload_slot(&slot);
             }
         }
     }
@@ -237,7 +272,7 @@ impl Residency {
                 break;
             }
             tracing::info!(expert = %other.name(), to_load = %slot.name, "unloading to stay within the memory budget");
-            other.unload();
+            self.unload_slot(other);
             used -= other.size();
         }
         if used + slot.size > budget {
@@ -278,10 +313,20 @@ impl Residency {
                 return Ok(loaded);
             }
             residency.make_room(&slot)?;
-            let loaded = Arc::new(load().await?);
-            let mut state = lock(&slot.state);
-            state.loaded = Some(Arc::clone(&loaded));
-            state.last_used = Instant::now();
+            residency.tell(&slot.name, Change::Loading);
+            let loaded = match load().await {
+                Ok(loaded) => Arc::new(loaded),
+                Err(error) => {
+                    residency.tell(&slot.name, Change::Failed(error.to_string()));
+                    return Err(error);
+                }
+            };
+            {
+                let mut state = lock(&slot.state);
+                state.loaded = Some(Arc::clone(&loaded));
+                state.last_used = Instant::now();
+            }
+            residency.tell(&slot.name, Change::Loaded);
             Ok(loaded)
         });
         match tokio::time::timeout(self.policy.load_wait, task).await {
@@ -326,6 +371,38 @@ mod tests {
         let slot = residency.slot::<u32>("a", MIB);
         assert_eq!(*residency.get(&slot, || ok(1)).await.unwrap(), 1);
         assert_eq!(*residency.get(&slot, || ok(2)).await.unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn the_observer_hears_every_load_failure_and_unload() {
+        let residency = Residency::new(policy(None));
+        let heard = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&heard);
+        residency.observe(Arc::new(move |name: &str, change| {
+            lock(&sink).push((name.to_owned(), change));
+        }));
+        let a = residency.slot::<u32>("a", MIB);
+        let b = residency.slot::<u32>("b", MIB);
+        residency.get(&a, || ok(1)).await.unwrap();
+        residency.get(&a, || ok(1)).await.unwrap();
+        let failed = residency
+            .get(&b, || async {
+                Err(ExpertError::Upstream("bad file".into()))
+            })
+            .await;
+        assert!(failed.is_err());
+        assert_eq!(residency.unload("a"), Ok(true));
+        let heard = lock(&heard).clone();
+        assert_eq!(
+            heard,
+            vec![
+                ("a".to_owned(), Change::Loading),
+                ("a".to_owned(), Change::Loaded),
+                ("b".to_owned(), Change::Loading),
+                ("b".to_owned(), Change::Failed("bad file".into())),
+                ("a".to_owned(), Change::Unloaded),
+            ]
+        );
     }
 
     #[tokio::test]

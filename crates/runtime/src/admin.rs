@@ -8,7 +8,7 @@ use std::sync::Arc;
 use moe_sovereign_experts::{Expert, Profile};
 use moe_sovereign_gateway::admin::{Action, AdminBackend, AdminError};
 use moe_sovereign_keys::{KeyError, KeyManager};
-use moe_sovereign_local::Registry;
+use moe_sovereign_local::{Registry, ResidencyChange};
 use moe_sovereign_telemetry::{Hub as TelemetryHub, LiveEvent};
 use moe_sovereign_wiring::{FileStatus, Params, Target, Wiring};
 use serde_json::{Value, json};
@@ -18,6 +18,44 @@ use crate::config_edit::ProfileTarget;
 use crate::models::PullEvent;
 use crate::routing::Routing;
 use crate::{Home, wiring};
+
+/// Puts the residency's loads, failures and unloads on the live feed (the dashboard's toasts,
+/// the tray's model row and notifications), named after the model, whoever caused them: a
+/// request's lazy load, the idle timer, the memory budget, the dashboard.
+pub fn model_events(routing: &Arc<Routing>, hub: Arc<TelemetryHub>) {
+    let names = Arc::downgrade(routing);
+    routing
+        .residency()
+        .observe(Arc::new(move |slot: &str, change: ResidencyChange| {
+            // A slot is named after its expert; an expert names its model in config.
+            let model = names
+                .upgrade()
+                .and_then(|routing| {
+                    routing
+                        .config()
+                        .experts
+                        .iter()
+                        .find(|e| e.name == slot)
+                        .and_then(|e| e.model.clone())
+                })
+                .unwrap_or_else(|| slot.to_owned());
+            let (state, detail) = match change {
+                ResidencyChange::Loading => ("loading", None),
+                ResidencyChange::Loaded => ("loaded", None),
+                ResidencyChange::Failed(why) => ("failed", Some(why)),
+                ResidencyChange::Unloaded => ("unloaded", None),
+            };
+            hub.publish(model_event(&model, state, detail));
+        }));
+}
+
+/// Rebuilds the route table from the config in force: a model registered or removed while the
+/// gateway runs serves (or stops serving) at once where the registry decides who answers.
+pub fn refresh_routes(routing: &Routing) {
+    if let Err(error) = routing.apply(routing.config()) {
+        tracing::warn!("the models changed, but the routes could not follow: {error}");
+    }
+}
 
 /// The `keys list --json` rows: id, name, profile, created_at, default. Never a key value.
 pub fn key_rows(keys: &KeyManager) -> Result<Vec<Value>, KeyError> {
@@ -129,18 +167,48 @@ pub fn target_status(
 /// Backups listed per file on the Wiring page.
 const BACKUPS_SHOWN: usize = 5;
 
+/// Asks the person at this machine for a GGUF file: the tray app's native file dialog. A
+/// headless `serve` has none, and the dashboard then offers a path field only.
+pub trait FilePicker: Send + Sync + std::fmt::Debug {
+    /// The chosen file; `None` when they cancelled. Blocks until the dialog closes.
+    fn pick_gguf(&self) -> Option<PathBuf>;
+}
+
 /// The dashboard's backend: the same library calls the CLI makes.
 pub struct Backend {
     home: Home,
     routing: Arc<Routing>,
     hub: Arc<TelemetryHub>,
+    picker: Option<Arc<dyn FilePicker>>,
 }
 
 impl Backend {
     /// A backend over `home`; `routing` holds the config in force (and is changed when a
     /// profile is bound to another expert); long work (a download) reports through `hub`.
-    pub fn new(home: Home, routing: Arc<Routing>, hub: Arc<TelemetryHub>) -> Self {
-        Self { home, routing, hub }
+    pub fn new(
+        home: Home,
+        routing: Arc<Routing>,
+        hub: Arc<TelemetryHub>,
+        picker: Option<Arc<dyn FilePicker>>,
+    ) -> Self {
+        Self {
+            home,
+            routing,
+            hub,
+            picker,
+        }
+    }
+
+    /// Registers a file (the CLI's `models add`: checked, converted where worth it) and puts it
+    /// to work at once when it is the model that answers (no `[[experts]]` configured).
+    fn add_model(&self, path: &std::path::Path, name: Option<&str>) -> Result<Value, AdminError> {
+        let entry = Registry::new(self.home.dir())
+            .add(path, name)
+            .map_err(|e| AdminError::BadRequest(e.to_string()))?;
+        refresh_routes(&self.routing);
+        self.hub
+            .publish(model_event(&entry.name, "registered", None));
+        Ok(json!({ "name": entry.name }))
     }
 
     fn config(&self) -> Config {
@@ -186,6 +254,7 @@ impl Backend {
             "data": rows,
             "memory_budget_bytes": self.routing.residency().budget(),
             "recommended": crate::models::recommended(ram),
+            "can_pick": self.picker.is_some(),
         }))
     }
 
@@ -249,18 +318,14 @@ impl Backend {
     /// threads of its own, while the gateway's runtime goes on serving.
     fn load(&self, model: &str) -> Result<Value, AdminError> {
         let experts = self.local_experts_of(model)?;
-        self.hub.publish(model_event(model, "loading", None));
         let runtime = tokio::runtime::Handle::try_current()
             .map_err(|e| AdminError::Failed(format!("cannot load {model}: {e}")))?;
+        // The residency tells the live feed (loading, loaded, failed): see `model_events`.
         for expert in experts {
-            if let Err(error) = runtime.block_on(expert.warm()) {
-                let message = error.to_string();
-                self.hub
-                    .publish(model_event(model, "failed", Some(message.clone())));
-                return Err(AdminError::Failed(message));
-            }
+            runtime
+                .block_on(expert.warm())
+                .map_err(|error| AdminError::Failed(error.to_string()))?;
         }
-        self.hub.publish(model_event(model, "loaded", None));
         Ok(json!({ "name": model, "loaded": true }))
     }
 
@@ -268,6 +333,7 @@ impl Backend {
     fn pull(&self, repo: Option<String>, file: Option<String>) -> Result<Value, AdminError> {
         let home = self.home.clone();
         let hub = self.hub.clone();
+        let routing = self.routing.clone();
         let label = repo
             .clone()
             .unwrap_or_else(|| moe_sovereign_hub::DEFAULT_REPO.into());
@@ -311,7 +377,10 @@ impl Backend {
                     },
                 ));
                 hub.publish(match result {
-                    Ok(entry) => event("registered", None, Some(entry.name)),
+                    Ok(entry) => {
+                        refresh_routes(&routing);
+                        event("registered", None, Some(entry.name))
+                    }
                     Err(message) => event("failed", None, Some(message)),
                 });
             })
@@ -476,10 +545,22 @@ impl AdminBackend for Backend {
             },
             Action::Models => self.models(),
             Action::AddModel { path, name } => {
-                let entry = Registry::new(self.home.dir())
-                    .add(std::path::Path::new(&path), name.as_deref())
-                    .map_err(|e| AdminError::BadRequest(e.to_string()))?;
-                Ok(json!({ "name": entry.name }))
+                self.add_model(std::path::Path::new(&path), name.as_deref())
+            }
+            Action::PickModel => {
+                let picker = self.picker.as_ref().ok_or_else(|| {
+                    AdminError::BadRequest(
+                        "no file dialog here (a headless gateway): give the file's path".into(),
+                    )
+                })?;
+                match picker.pick_gguf() {
+                    Some(path) => {
+                        let mut answer = self.add_model(&path, None)?;
+                        answer["picked"] = Value::Bool(true);
+                        Ok(answer)
+                    }
+                    None => Ok(json!({ "picked": false })),
+                }
             }
             Action::PullModel { repo, file } => self.pull(repo, file),
             Action::LoadModel { name } => self.load(&name),
@@ -493,15 +574,13 @@ impl AdminBackend for Backend {
                         .unload(expert.name())
                         .map_err(AdminError::BadRequest)?;
                 }
-                if unloaded {
-                    self.hub.publish(model_event(&name, "unloaded", None));
-                }
                 Ok(json!({ "name": name, "unloaded": unloaded }))
             }
             Action::RemoveModel { name } => {
                 let entry = Registry::new(self.home.dir())
                     .remove(&name)
                     .map_err(|e| AdminError::NotFound(e.to_string()))?;
+                refresh_routes(&self.routing);
                 Ok(json!({ "name": entry.name, "removed": true }))
             }
             Action::Wiring => self.wiring(),

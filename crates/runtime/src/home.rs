@@ -83,13 +83,19 @@ impl Home {
 
     /// The running gateway's URL, if one recorded it and its process is still there.
     pub fn live_url(&self) -> Option<String> {
+        self.live().map(|(url, _)| url)
+    }
+
+    /// The running gateway's URL and process id, if its process is still there.
+    pub fn live(&self) -> Option<(String, u32)> {
         let text = std::fs::read_to_string(self.live_path()).ok()?;
         let value: serde_json::Value = serde_json::from_str(&text).ok()?;
         let pid = value["pid"].as_u64()?;
         if !process_alive(pid) {
             return None;
         }
-        value["url"].as_str().map(str::to_owned)
+        let url = value["url"].as_str()?.to_owned();
+        Some((url, u32::try_from(pid).ok()?))
     }
 
     /// `admin.secret`, created (random, 0600) when missing.

@@ -1,8 +1,9 @@
 //! Composition: config + keys + experts → a running gateway; start, stop, graceful shutdown.
-//! Shared by the CLI (`moe-sovereign serve`) and, later, the tray app.
+//! Shared by the CLI (`moe-sovereign serve`) and the tray app (`moe-sovereign-desktop`).
 //!
 //! Layout:
 //! - [`home`]: the data folder (`MOE_SOVEREIGN_HOME`) and what lives in it;
+//! - [`home_watch`]: changes to its files made by anyone (the routes and the tray follow);
 //! - [`config`]: `config.toml`: raw schema → validated [`Config`], every problem at once;
 //! - [`config_edit`]: binding a profile to an expert in `config.toml`, comments and order kept;
 //! - [`auth`]: the gateway's key check over `keys.json`, reloaded when it changes;
@@ -21,6 +22,7 @@ pub mod config;
 pub mod config_edit;
 pub mod doctor;
 pub mod home;
+pub mod home_watch;
 pub mod logging;
 pub mod models;
 pub mod routing;
@@ -51,4 +53,26 @@ pub enum RuntimeError {
         /// What failed.
         source: std::io::Error,
     },
+}
+
+/// The x86-64-v3 features this build was compiled to use that the CPU does not have. Both
+/// binaries check first thing, before any code that might use them runs.
+pub fn missing_cpu_features() -> Option<String> {
+    #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
+    {
+        let missing: Vec<&str> = [
+            ("avx2", std::arch::is_x86_feature_detected!("avx2")),
+            ("fma", std::arch::is_x86_feature_detected!("fma")),
+            ("bmi2", std::arch::is_x86_feature_detected!("bmi2")),
+            ("f16c", std::arch::is_x86_feature_detected!("f16c")),
+        ]
+        .into_iter()
+        .filter(|(_, present)| !present)
+        .map(|(name, _)| name)
+        .collect();
+        if !missing.is_empty() {
+            return Some(missing.join(", "));
+        }
+    }
+    None
 }

@@ -29,6 +29,8 @@ pub fn init(home: &Home) {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .with_filter(filter());
+    // Made first: the appender prunes old files at start and complains when there is no folder.
+    let _ = std::fs::create_dir_all(dir(home));
     let file = RollingFileAppender::builder()
         .rotation(Rotation::DAILY)
         .filename_prefix("gateway")

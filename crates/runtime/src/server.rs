@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use moe_sovereign_gateway::admin::Admin;
+use moe_sovereign_gateway::admin::{Admin, AdminBackend};
 use moe_sovereign_gateway::{GatewayState, Routes, Settings};
 use moe_sovereign_telemetry::{Hub, LiveEvent};
 use moe_sovereign_wiring::watch::{Event as WiringEvent, Watcher};
@@ -13,19 +13,22 @@ use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::admin::Backend;
+use crate::admin::{Backend, FilePicker};
 use crate::auth::FileKeys;
 use crate::config::Config;
+use crate::home_watch::{HomeChange, HomeWatcher};
 use crate::routing::Routing;
 use crate::{Home, RuntimeError};
 
-/// How `serve` was asked to run.
+/// How `serve` (or the tray app) was asked to run.
 #[derive(Debug, Clone, Default)]
 pub struct ServeOptions {
     /// Overrides `listen` from config.
     pub listen: Option<SocketAddr>,
     /// Allows a non-loopback address.
     pub allow_remote: bool,
+    /// A native file dialog for "add a model" (the tray app has one; `serve` does not).
+    pub picker: Option<Arc<dyn FilePicker>>,
 }
 
 /// A bound, serving gateway.
@@ -39,7 +42,10 @@ pub struct RunningServer {
     wiring_events: broadcast::Sender<WiringEvent>,
     hub: Arc<Hub>,
     admin: Arc<Admin>,
+    backend: Arc<Backend>,
+    home_changes: broadcast::Sender<HomeChange>,
     _watcher: Option<Watcher>,
+    _home_watcher: Option<HomeWatcher>,
 }
 
 /// Binds and starts serving.
@@ -81,10 +87,14 @@ pub async fn start(
     hub.spawn_sampler(shutdown.clone());
     let routes = Routes::new(routes);
     let routing = Arc::new(routing.serving(routes.clone()));
-    let admin = Arc::new(Admin::new(
-        Arc::new(Backend::new(home.clone(), routing, hub.clone())),
-        home.admin_secret()?,
+    crate::admin::model_events(&routing, hub.clone());
+    let backend = Arc::new(Backend::new(
+        home.clone(),
+        routing.clone(),
+        hub.clone(),
+        options.picker.clone(),
     ));
+    let admin = Arc::new(Admin::new(backend.clone(), home.admin_secret()?));
     let state = GatewayState {
         routes,
         auth: keys,
@@ -119,6 +129,21 @@ pub async fn start(
         hub.clone(),
         shutdown.clone(),
     ));
+    // Changes made elsewhere (the CLI registers a model, switches a profile): the routes follow
+    // the model registry; the tray follows everything.
+    let (home_changes, _) = broadcast::channel(64);
+    let home_watcher = match crate::home_watch::watch(home.dir(), home_changes.clone()) {
+        Ok(watcher) => Some(watcher),
+        Err(error) => {
+            tracing::warn!("not watching {}: {error}", home.dir().display());
+            None
+        }
+    };
+    tokio::spawn(follow_registry(
+        home_changes.subscribe(),
+        routing,
+        shutdown.clone(),
+    ));
     // `moe-sovereign ui` and `doctor` find this gateway here, whatever port it got.
     if let Err(error) = home.write_live(&crate::wiring::url_for(addr)) {
         tracing::warn!("{error}");
@@ -133,8 +158,36 @@ pub async fn start(
         wiring_events,
         hub,
         admin,
+        backend,
+        home_changes,
         _watcher: watcher,
+        _home_watcher: home_watcher,
     })
+}
+
+/// A model registered or removed elsewhere (`moe-sovereign models add`) serves at once.
+async fn follow_registry(
+    mut changes: broadcast::Receiver<HomeChange>,
+    routing: Arc<Routing>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let change = tokio::select! {
+            () = shutdown.cancelled() => return,
+            change = changes.recv() => change,
+        };
+        match change {
+            Ok(HomeChange::Models) | Err(broadcast::error::RecvError::Lagged(_)) => {
+                let routing = routing.clone();
+                let _ = tokio::task::spawn_blocking(move || {
+                    crate::admin::refresh_routes(&routing);
+                })
+                .await;
+            }
+            Ok(_) => {}
+            Err(broadcast::error::RecvError::Closed) => return,
+        }
+    }
 }
 
 /// The watcher's events, for the dashboard's live feed.
@@ -210,29 +263,50 @@ impl RunningServer {
         self.admin.login_url(self.addr.port())
     }
 
-    /// Serves until SIGINT/SIGTERM, then shuts down: open streams end with an `error` event,
-    /// and the server stops within `grace`.
-    pub async fn run_until_signal(self, grace: Duration) -> Result<(), RuntimeError> {
-        let shutdown = self.shutdown.clone();
-        let mut task = self.task;
-        tokio::select! {
-            result = &mut task => {
-                self.home.remove_live();
-                return finished(result);
-            }
-            () = signal() => {}
-        }
-        tracing::info!("shutting down");
-        shutdown.cancel();
+    /// What the dashboard's API calls (the tray's menu calls it too: one implementation).
+    /// Its calls block on the keychain and files: make them off any UI thread.
+    pub fn backend(&self) -> Arc<dyn AdminBackend> {
+        self.backend.clone()
+    }
+
+    /// Changes to the home folder's files, whoever made them.
+    pub fn home_changes(&self) -> broadcast::Receiver<HomeChange> {
+        self.home_changes.subscribe()
+    }
+
+    /// Stops serving: open streams end with an `error` event, the wiring watcher stops,
+    /// `live.json` goes and the port is free when this returns (at most `grace` later).
+    pub async fn stop(self, grace: Duration) -> Result<(), RuntimeError> {
+        self.shutdown.cancel();
         self.home.remove_live();
+        let mut task = self.task;
         match tokio::time::timeout(grace, &mut task).await {
             Ok(result) => finished(result),
             Err(_) => {
                 tracing::warn!("connections still open after {grace:?}; closing them");
                 task.abort();
+                let _ = task.await;
                 Ok(())
             }
         }
+    }
+
+    /// Serves until the gateway is stopped from outside (`POST /api/shutdown`) or fails.
+    pub async fn stopped(&mut self) -> Result<(), RuntimeError> {
+        let result = (&mut self.task).await;
+        self.home.remove_live();
+        finished(result)
+    }
+
+    /// Serves until SIGINT/SIGTERM, then shuts down: open streams end with an `error` event,
+    /// and the server stops within `grace`.
+    pub async fn run_until_signal(mut self, grace: Duration) -> Result<(), RuntimeError> {
+        tokio::select! {
+            result = self.stopped() => return result,
+            () = signal() => {}
+        }
+        tracing::info!("shutting down");
+        self.stop(grace).await
     }
 }
 

@@ -48,6 +48,11 @@ pub enum LiveEvent {
         /// Whether the user has to act (a file that stopped parsing).
         attention: bool,
     },
+    /// A request started or ended: how many are open now (the tray's busy icon).
+    Requests {
+        /// Requests in flight.
+        open: usize,
+    },
     /// A model loaded, unloaded, failed, or a download made progress.
     Model {
         /// The model's name.
@@ -71,6 +76,7 @@ impl LiveEvent {
             Self::Trace(_) => "trace",
             Self::Wiring { .. } => "wiring",
             Self::Model { .. } => "model",
+            Self::Requests { .. } => "requests",
         }
     }
 }
@@ -170,6 +176,11 @@ impl Hub {
             let _ = wake.send(());
         }
         (receiver, WatchGuard(Arc::clone(self)))
+    }
+
+    /// The live feed without speeding up the sampler (the tray: it shows no charts).
+    pub fn subscribe(&self) -> broadcast::Receiver<LiveEvent> {
+        self.events.subscribe()
     }
 
     /// How many live views are open.

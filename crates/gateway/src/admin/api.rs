@@ -37,22 +37,46 @@ fn parse_json<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, Gateway
         .map_err(|e| GatewayError::InvalidRequest(format!("invalid JSON body: {e}")))
 }
 
+/// The admin, when the request shows the home folder's secret.
+fn with_secret<'a>(
+    state: &'a GatewayState,
+    headers: &HeaderMap,
+    what: &str,
+) -> Result<&'a Admin, GatewayError> {
+    let admin = admin(state)?;
+    let presented = headers
+        .get(SECRET_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if admin.secret_matches(presented) {
+        Ok(admin)
+    } else {
+        Err(GatewayError::Unauthenticated(format!(
+            "{what} needs the secret from this user's home folder"
+        )))
+    }
+}
+
 /// `POST /api/login-link` with the home folder's secret: a one-time login URL.
 pub async fn login_link(
     State(state): State<GatewayState>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, GatewayError> {
-    let admin = admin(&state)?;
-    let presented = headers
-        .get(SECRET_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if !admin.secret_matches(presented) {
-        return Err(GatewayError::Unauthenticated(
-            "a login link needs the secret from this user's home folder".into(),
-        ));
-    }
+    let admin = with_secret(&state, &headers, "a login link")?;
     Ok(Json(json!({ "url": admin.login_url(state.settings.port) })))
+}
+
+/// `POST /api/shutdown` with the home folder's secret: stops this gateway the way a signal
+/// does (open streams end with an `error` event). The tray app uses it to take the port over
+/// from a `moe-sovereign serve` of the same user.
+pub async fn shutdown(
+    State(state): State<GatewayState>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, GatewayError> {
+    with_secret(&state, &headers, "stopping the gateway")?;
+    tracing::info!("asked to stop by the owner of this home folder (the tray app takes over)");
+    state.shutdown.cancel();
+    Ok(Json(json!({ "stopping": true })))
 }
 
 #[derive(Deserialize)]
@@ -249,6 +273,11 @@ struct PullModel {
     repo: Option<String>,
     #[serde(default)]
     file: Option<String>,
+}
+
+/// `POST /api/models/pick`: the tray's file picker, then the same registration as a path.
+pub async fn pick_model(State(state): State<GatewayState>) -> Result<Json<Value>, GatewayError> {
+    call(&state, Action::PickModel).await
 }
 
 /// `POST /api/models/pull {"repo", "file"}`: starts a download; progress comes on `/api/events`.

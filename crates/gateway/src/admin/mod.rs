@@ -73,6 +73,9 @@ pub enum Action {
         /// Its name (default: the file name).
         name: Option<String>,
     },
+    /// Ask the person at this machine for a GGUF file (the tray's file picker) and register it;
+    /// `{"picked": false}` when they cancel. Not offered where nobody can see a dialog.
+    PickModel,
     /// Start downloading a model (progress and the result come as live `model` events).
     PullModel {
         /// `owner/name` (default: the recommended small model).
@@ -202,14 +205,15 @@ pub fn is_admin_path(path: &str) -> bool {
 }
 
 /// Admin paths served without a session: the login page, the files it needs (no data in
-/// any of them), the token exchange and the login-link request (which needs the secret).
+/// any of them), the token exchange, and the two requests that need the home folder's secret
+/// instead (a login link; stopping the gateway, when the tray app takes the port over).
 fn is_public(method: &Method, path: &str) -> bool {
     match *method {
         Method::GET | Method::HEAD => matches!(
             path,
             "/ui/login" | "/ui/assets/login.js" | "/ui/assets/style.css" | "/ui/assets/icon.svg"
         ),
-        Method::POST => matches!(path, "/api/session" | "/api/login-link"),
+        Method::POST => matches!(path, "/api/session" | "/api/login-link" | "/api/shutdown"),
         _ => false,
     }
 }
