@@ -112,14 +112,16 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    app.run(|_, event| {
+    app.run(|_, event| match event {
         // Closing the window leaves the app in the tray; only Quit exits.
-        if let RunEvent::ExitRequested {
+        RunEvent::ExitRequested {
             code: None, api, ..
-        } = event
-        {
+        } => {
+            tracing::info!("the window closed; staying in the tray");
             api.prevent_exit();
         }
+        RunEvent::Exit => tracing::info!("exiting"),
+        _ => {}
     });
     ExitCode::SUCCESS
 }

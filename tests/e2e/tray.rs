@@ -169,6 +169,28 @@ fn the_tray_app_serves_and_its_menu_works() {
         e["event"] == "notify" && e["body"].as_str().unwrap_or("").contains("is loaded")
     });
 
+    // Copy API key: the default key, on the clipboard.
+    app.click("Copy API key");
+    wait_until("the key on the clipboard", LIMIT, || {
+        display.clipboard() == key
+    });
+    // Start at login: checked means really registered (the XDG autostart entry, without a window).
+    let autostart = user
+        .dir
+        .path()
+        .join(".config/autostart/moe-sovereign.desktop");
+    app.click("Start at login");
+    app.wait_menu("Start at login checked", LIMIT, |l| {
+        checked(l).contains(&"Start at login".to_owned())
+    });
+    let entry = std::fs::read_to_string(&autostart).unwrap();
+    assert!(entry.contains("moe-sovereign-desktop --hidden"), "{entry}");
+    app.click("Start at login");
+    app.wait_menu("Start at login unchecked", LIMIT, |l| {
+        !checked(l).contains(&"Start at login".to_owned())
+    });
+    assert!(!autostart.exists(), "the autostart entry is still there");
+
     // Wire Claude Code in one click; the menu then offers to restore it, and Quit says so.
     let settings = user.dir.path().join(".claude/settings.json");
     let original = "{\n  \"theme\": \"dark\"\n}\n";
@@ -190,6 +212,33 @@ fn the_tray_app_serves_and_its_menu_works() {
             && labels.contains(&"Quit (Claude stays wired to this gateway)".into())
             && labels.contains(&"Restore Claude's settings and quit".into())
     });
+    let wired = std::fs::read_to_string(&settings).unwrap();
+
+    // Claude (or a person) drops our settings: the watcher puts them back and says so.
+    std::fs::write(&settings, original).unwrap();
+    host.wait_for("a notification that the wiring was put back", LIMIT, |e| {
+        e["event"] == "notify" && e["body"].as_str().unwrap_or("").contains("were put back")
+    });
+    wait_until("settings.json wired again", LIMIT, || {
+        std::fs::read_to_string(&settings)
+            .unwrap()
+            .contains(&user.url())
+    });
+    // A file that stops parsing: left alone, a notification, and the menu shows why.
+    let idle_icon = app.layout()["icon"].clone();
+    std::fs::write(&settings, "{ \"theme\": ").unwrap();
+    host.wait_for("a notification about the broken file", LIMIT, |e| {
+        e["event"] == "notify" && e["body"].as_str().unwrap_or("").contains("does not parse")
+    });
+    let broken = app.wait_menu("the reason in the menu", LIMIT, |l| {
+        label_starting(l, "claude-code: ").is_some_and(|a| a.contains("does not parse"))
+    });
+    assert_ne!(
+        broken["icon"], idle_icon,
+        "the icon did not change to needs-attention"
+    );
+    assert_eq!(std::fs::read_to_string(&settings).unwrap(), "{ \"theme\": ");
+    std::fs::write(&settings, &wired).unwrap();
 
     // Open dashboard: a window, signed in without a token step, showing the dashboard (its
     // header of page links; the login page has none). Its contents are checked over WebDriver.
@@ -204,6 +253,22 @@ fn the_tray_app_serves_and_its_menu_works() {
         let (colours, header, body) = display.screenshot(&shot);
         colours > 20 && header > 8 && body > 8
     });
+
+    // Closing the window leaves the app in the tray, serving; the screen is empty again.
+    assert!(
+        display.close_window("MoE Sovereign"),
+        "no window titled MoE Sovereign"
+    );
+    wait_until("the window gone", LIMIT, || {
+        display.screenshot(&artifacts().join("closed.png")).0 <= 2
+    });
+    assert!(
+        app.running(),
+        "closing the window ended the app: {}",
+        app.log()
+    );
+    assert_eq!(health(&user.url()), Some(200));
+    assert!(app.log().contains("the window closed; staying in the tray"));
 
     // A second launch hands over to the first and exits; the first keeps serving.
     let mut second = desktop::command(&refs(&env)).output().unwrap();
@@ -221,6 +286,23 @@ fn the_tray_app_serves_and_its_menu_works() {
         "{second:?}"
     );
     assert!(app.running());
+    // Opening the dashboard was the user looking: the attention mark is gone.
+    app.wait_menu("no attention row", LIMIT, |l| {
+        label_starting(l, "claude-code: ").is_none()
+    });
+
+    // The key Claude was wired with is revoked elsewhere: a dead end, said at once.
+    let keys = user.cli(&["keys", "list", "--json"]);
+    let keys: serde_json::Value = serde_json::from_str(&keys).unwrap();
+    let id = keys[0]["id"].as_str().unwrap().to_owned();
+    user.cli(&["keys", "revoke", &id]);
+    host.wait_for("a notification about the revoked key", LIMIT, |e| {
+        e["event"] == "notify"
+            && e["body"]
+                .as_str()
+                .unwrap_or("")
+                .contains(&format!("uses key {id}, which was revoked"))
+    });
 
     // Restore Claude's settings and quit: the file is back byte for byte, the app exits 0, the
     // port is free.

@@ -99,6 +99,31 @@ impl Display {
     }
 }
 
+impl Display {
+    /// Asks the window titled `title` to close, as a window manager's close button does;
+    /// whether such a window was there.
+    pub fn close_window(&self, title: &str) -> bool {
+        Command::new(SYSTEM_PYTHON)
+            .arg(crate_dir().join("clients/close_window.py"))
+            .arg(title)
+            .env("DISPLAY", &self.name)
+            .status()
+            .unwrap()
+            .success()
+    }
+
+    /// The clipboard's text, as a paste in another program would get it.
+    pub fn clipboard(&self) -> String {
+        let out = Command::new(SYSTEM_PYTHON)
+            .arg(crate_dir().join("clients/clipboard.py"))
+            .env("DISPLAY", &self.name)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    }
+}
+
 impl Drop for Display {
     fn drop(&mut self) {
         kill(&mut self.child);
