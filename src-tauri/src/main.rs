@@ -31,6 +31,22 @@ A second launch shows the running one's window.
 The data folder is $MOE_SOVEREIGN_HOME (default: the platform's config folder), shared with the
 `moe-sovereign` CLI.";
 
+/// GTK opens the GPU's OpenGL driver when it starts, only to pick a window visual: on a machine
+/// rendering in software that maps Mesa and LLVM (44 MiB of the idle app's 128 MiB RSS,
+/// measured). The tray needs no GL, and the dashboard window (WebKitGTK) draws without it; a
+/// value the user set wins.
+#[expect(
+    unsafe_code,
+    reason = "set_var before any other thread exists: first thing in main"
+)]
+fn set_gui_defaults() {
+    if cfg!(target_os = "linux") && std::env::var_os("GDK_GL").is_none() {
+        // SAFETY: called at the top of `main`, before any thread is spawned or GTK reads its
+        // environment.
+        unsafe { std::env::set_var("GDK_GL", "disable") };
+    }
+}
+
 fn main() -> ExitCode {
     if let Some(missing) = moe_sovereign_runtime::missing_cpu_features() {
         eprintln!(
@@ -56,6 +72,7 @@ fn main() -> ExitCode {
             other => eprintln!("moe-sovereign-desktop: ignoring unknown argument {other:?}"),
         }
     }
+    set_gui_defaults();
     let home = match Home::locate() {
         Ok(home) => home,
         Err(error) => {
