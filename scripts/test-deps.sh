@@ -26,7 +26,7 @@ LITELLM=1.106.0  # 1.106.10+ need a certifi release PyPI does not have yet
 
 need_apt=()
 for bin in gnome-keyring-daemon dbus-run-session cc c++ shellcheck curl python3 chromium pkg-config \
-  Xvfb xvfb-run WebKitWebDriver gdbus; do
+  Xvfb xvfb-run WebKitWebDriver gdbus xdotool; do
   command -v "$bin" >/dev/null 2>&1 || need_apt+=("$bin")
 done
 # The tray app (Tauri 2) builds against WebKitGTK 4.1, GTK 3 and libayatana-appindicator.
@@ -41,7 +41,7 @@ if ((${#need_apt[@]})); then
   apt-get install -y -qq --no-install-recommends gnome-keyring dbus dbus-x11 build-essential \
     shellcheck curl python3 python3-venv chromium fonts-dejavu-core pkg-config \
     libwebkit2gtk-4.1-dev libayatana-appindicator3-dev librsvg2-dev \
-    xvfb xauth webkit2gtk-driver python3-dbus python3-gi libglib2.0-bin >/dev/null
+    xvfb xauth webkit2gtk-driver python3-dbus python3-gi libglib2.0-bin xdotool >/dev/null
 fi
 
 venv="$CACHE/venv"

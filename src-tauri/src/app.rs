@@ -49,10 +49,17 @@ struct DialogPicker(AppHandle);
 
 impl FilePicker for DialogPicker {
     fn pick_gguf(&self) -> Option<std::path::PathBuf> {
-        self.0
-            .dialog()
-            .file()
-            .set_title("Add a GGUF model")
+        let mut dialog = self.0.dialog().file().set_title("Add a GGUF model");
+        // Start where people keep files (Downloads, else home), not in the app's own folder.
+        if let Ok(folder) = self
+            .0
+            .path()
+            .download_dir()
+            .or_else(|_| self.0.path().home_dir())
+        {
+            dialog = dialog.set_directory(folder);
+        }
+        dialog
             .add_filter("GGUF model", &["gguf"])
             .blocking_pick_file()
             .and_then(|file| file.into_path().ok())

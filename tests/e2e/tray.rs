@@ -169,6 +169,20 @@ fn the_tray_app_serves_and_its_menu_works() {
         e["event"] == "notify" && e["body"].as_str().unwrap_or("").contains("is loaded")
     });
 
+    // Add model…: the native file dialog (it opens in the user's home folder here), then the
+    // same registration as `models add`; the outcome comes as a notification.
+    std::fs::copy(smollm2(), user.dir.path().join("picked.gguf")).unwrap();
+    app.click("Add model…");
+    display.pick_file("Add a GGUF model", "picked.gguf", LIMIT);
+    host.wait_for("a notification that the model was added", LIMIT, |e| {
+        e["event"] == "notify"
+            && e["body"]
+                .as_str()
+                .unwrap_or("")
+                .contains("Model picked is registered")
+    });
+    assert!(user.cli(&["models", "list"]).contains("picked"));
+
     // Copy API key: the default key, on the clipboard.
     app.click("Copy API key");
     wait_until("the key on the clipboard", LIMIT, || {

@@ -100,6 +100,50 @@ impl Display {
 }
 
 impl Display {
+    /// Answers the file dialog titled `title` with `name`, a file in the folder it opens in, as
+    /// a person would: the location field (Ctrl+L), the name typed, Enter. Waits up to `limit`.
+    pub fn pick_file(&self, title: &str, name: &str, limit: Duration) {
+        let xdotool = |args: &[&str]| {
+            let out = Command::new("xdotool")
+                .args(args)
+                .env("DISPLAY", &self.name)
+                .output()
+                .unwrap_or_else(|e| panic!("xdotool: {e} (scripts/test-deps.sh installs it)"));
+            String::from_utf8(out.stdout).unwrap()
+        };
+        let deadline = Instant::now() + limit;
+        let window = loop {
+            let found = xdotool(&["search", "--onlyvisible", "--name", &format!("^{title}$")]);
+            if let Some(id) = found.lines().next() {
+                break id.to_owned();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no dialog titled {title:?} within {limit:?}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        // Keys go where the pointer is (no window manager gives focus here).
+        let geometry = xdotool(&["getwindowgeometry", "--shell", &window]);
+        let field = |key: &str| -> i64 {
+            geometry
+                .lines()
+                .find_map(|l| l.strip_prefix(&format!("{key}=")))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        };
+        xdotool(&[
+            "mousemove",
+            &(field("X") + 300).to_string(),
+            &(field("Y") + 300).to_string(),
+        ]);
+        xdotool(&["key", "ctrl+l"]);
+        std::thread::sleep(Duration::from_millis(500));
+        xdotool(&["type", "--delay", "50", name]);
+        std::thread::sleep(Duration::from_millis(500));
+        xdotool(&["key", "Return"]);
+    }
+
     /// Asks the window titled `title` to close, as a window manager's close button does;
     /// whether such a window was there.
     pub fn close_window(&self, title: &str) -> bool {
