@@ -18,18 +18,11 @@ pub const SYSTEM_PYTHON: &str = "/usr/bin/python3";
 
 /// The tray app binary: `MOE_SOVEREIGN_DESKTOP_BIN`, else next to the test executable.
 pub fn binary() -> PathBuf {
-    if let Some(path) = std::env::var_os("MOE_SOVEREIGN_DESKTOP_BIN") {
-        return PathBuf::from(path);
-    }
-    let exe = std::env::current_exe().unwrap();
-    exe.ancestors()
-        .skip(1)
-        .take(2)
-        .map(|dir| dir.join("moe-sovereign-desktop"))
-        .find(|path| path.exists())
-        .unwrap_or_else(|| {
-            panic!("moe-sovereign-desktop is missing: build it first (cargo build --release -p moe-sovereign-desktop)")
-        })
+    crate::tools::built(
+        "MOE_SOVEREIGN_DESKTOP_BIN",
+        "moe-sovereign-desktop",
+        "moe-sovereign-desktop",
+    )
 }
 
 /// One tray test at a time: the panel's bus names and the app's single-instance name are

@@ -10,19 +10,7 @@ use tempfile::TempDir;
 /// The `moe-sovereign` binary under test: `MOE_SOVEREIGN_BIN`, else next to this test executable
 /// (`target/<profile>/moe-sovereign`).
 pub fn binary() -> PathBuf {
-    if let Some(path) = std::env::var_os("MOE_SOVEREIGN_BIN") {
-        return PathBuf::from(path);
-    }
-    // Tests run from target/<profile>/deps/, tools such as the benchmark from target/<profile>/.
-    let exe = std::env::current_exe().unwrap();
-    exe.ancestors()
-        .skip(1)
-        .take(2)
-        .map(|dir| dir.join("moe-sovereign"))
-        .find(|path| path.exists())
-        .unwrap_or_else(|| {
-            panic!("moe-sovereign is missing: build it first (cargo build --release -p moe-sovereign-cli)")
-        })
+    crate::tools::built("MOE_SOVEREIGN_BIN", "moe-sovereign", "moe-sovereign-cli")
 }
 
 /// A running gateway; killed on drop.

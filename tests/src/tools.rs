@@ -41,6 +41,23 @@ pub fn smollm2() -> PathBuf {
     required(cache().join("models/SmolLM2-135M-Instruct.Q4_1.gguf"))
 }
 
+/// A binary under test: the path in `env`, else `name` next to this test executable
+/// (`target/<profile>/`; tools such as benchmarks run from there, tests from `deps/`).
+pub fn built(env: &str, name: &str, package: &str) -> PathBuf {
+    if let Some(path) = std::env::var_os(env) {
+        return PathBuf::from(path);
+    }
+    let exe = std::env::current_exe().unwrap();
+    exe.ancestors()
+        .skip(1)
+        .take(2)
+        .map(|dir| dir.join(name))
+        .find(|path| path.exists())
+        .unwrap_or_else(|| {
+            panic!("{name} is missing: build it first (cargo build --release -p {package})")
+        })
+}
+
 /// This crate's folder (for the client scripts).
 pub fn crate_dir() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
