@@ -53,7 +53,7 @@ fn ts_sdk_through_anthropic_expert() {
 }
 
 /// `claude -p` in a scratch config dir, with nothing inherited but PATH.
-fn claude_code(gateway: &Gateway, cwd: &std::path::Path, args: &[&str]) -> serde_json::Value {
+pub fn claude_code(gateway: &Gateway, cwd: &std::path::Path, args: &[&str]) -> serde_json::Value {
     let home = tempfile::tempdir().unwrap();
     let mut command = Command::new(claude());
     command

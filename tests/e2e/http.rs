@@ -250,6 +250,64 @@ async fn any_model_id_routes_and_is_echoed() {
         assert_eq!(response.status(), 200, "{model}");
         let body: Value = response.json().await.unwrap();
         assert_eq!(body["model"], model);
-        assert_eq!(body["content"][0]["text"], "pong: hi");
+        let content = body["content"].as_array().unwrap();
+        let text = content.last().unwrap()["text"].as_str().unwrap();
+        if model == "claude-moe-reasoning" {
+            // Thinking on: the reasoning profile thinks first, then answers with it.
+            assert_eq!(content[0]["type"], "thinking", "{body}");
+            assert!(text.starts_with("pong: hi"), "{body}");
+        } else {
+            assert_eq!(text, "pong: hi", "{body}");
+        }
     }
+}
+
+/// A client that writes its whole body before it reads (Python's `http.client` does): a body
+/// over the limit still gets its 413 envelope, not a broken pipe, and the connection serves the
+/// next request.
+#[test]
+fn a_body_over_the_limit_gets_its_413_even_when_the_client_reads_last() {
+    use std::io::{BufRead, BufReader, Read, Write};
+
+    let (_upstream, gateway) = stack(Flavor::OpenAi, "[gateway]\nmax_body_mib = 1\n");
+    let addr = gateway.url.trim_start_matches("http://").to_owned();
+    let body = vec![b' '; 40 * 1024 * 1024];
+    let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+    let head = format!(
+        "POST /v1/messages HTTP/1.1\r\nhost: {addr}\r\nx-api-key: {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+        gateway.key,
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    stream
+        .write_all(&body)
+        .expect("the gateway closed the connection while the body was being sent");
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let response = |reader: &mut BufReader<std::net::TcpStream>| {
+        let mut status = String::new();
+        reader.read_line(&mut status).unwrap();
+        let mut length = 0;
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            if line == "\r\n" {
+                break;
+            }
+            if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                length = value.trim().parse().unwrap();
+            }
+        }
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body).unwrap();
+        (status, serde_json::from_slice::<Value>(&body).unwrap())
+    };
+    let (status, envelope) = response(&mut reader);
+    assert!(status.starts_with("HTTP/1.1 413"), "{status}");
+    assert_eq!(envelope["error"]["type"], "request_too_large", "{envelope}");
+    // The same connection answers the next request.
+    stream
+        .write_all(format!("GET /health HTTP/1.1\r\nhost: {addr}\r\n\r\n").as_bytes())
+        .unwrap();
+    let (status, _) = response(&mut reader);
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
 }

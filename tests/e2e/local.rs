@@ -246,11 +246,20 @@ async fn a_client_disconnect_stops_generation_and_frees_the_expert() {
         "generation should keep a core busy, saw {busy:.2}"
     );
     drop(response);
-    // Gone: the engine cancels the sequence at its next token; the process goes quiet.
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    let idle = tokio::task::spawn_blocking(move || cores_busy(pid))
-        .await
-        .unwrap();
+    // Gone: the engine cancels the sequence at its next token; the process goes quiet. Waited
+    // for, not slept on: a quiet second within 15 s, far less than the thousands of tokens
+    // left to generate would take (about 30 s at this model's speed here).
+    let idle = tokio::task::spawn_blocking(move || {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        loop {
+            let busy = cores_busy(pid);
+            if busy < 0.1 || std::time::Instant::now() > deadline {
+                return busy;
+            }
+        }
+    })
+    .await
+    .unwrap();
     assert!(
         idle < 0.1,
         "generation went on after the client left: {idle:.2} cores busy"

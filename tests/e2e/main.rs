@@ -11,6 +11,7 @@ mod http;
 mod llama_cpp;
 mod local;
 mod package;
+mod profiles;
 mod pull;
 mod remote;
 mod tray;

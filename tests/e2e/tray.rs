@@ -147,6 +147,12 @@ fn the_tray_app_serves_and_its_menu_works() {
     app.wait_menu("exactly moe_orchestrated checked", LIMIT, |l| {
         checked(l) == vec!["Profile: moe_orchestrated"]
     });
+    // Back to the native profile for the SDK's checks of the model itself (the profiles'
+    // own behaviour is tested in profiles.rs).
+    app.click("Profile: moe_native");
+    app.wait_menu("exactly moe_native checked", LIMIT, |l| {
+        checked(l) == vec!["Profile: moe_native"]
+    });
 
     // The real Python SDK gets real answers from the real SmolLM2 through the embedded gateway.
     let key = user.cli(&["credential"]).trim().to_owned();

@@ -64,6 +64,38 @@ fn eventually(what: &str, mut done: impl FnMut() -> bool, context: impl Fn() -> 
     }
 }
 
+/// The highest watcher pass number on log lines containing `what` (`pass=N`).
+fn last_pass(log: &str, what: &str) -> u64 {
+    log.lines()
+        .filter(|l| l.contains(what))
+        .filter_map(|l| {
+            l.split("pass=")
+                .nth(1)?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+/// Waits for the watcher to finish a check that started after now (forced by touching
+/// wiring.json): whatever it would do about the files as they are now, it has done.
+fn settled(gateway: &Gateway) {
+    let started = last_pass(&gateway.log(), "wiring check started");
+    let state = gateway.home.path().join("wiring.json");
+    // Same bytes, replaced whole (a reader never sees it half written).
+    let copy = state.with_extension("touch");
+    std::fs::copy(&state, &copy).unwrap();
+    std::fs::rename(&copy, &state).unwrap();
+    eventually(
+        "the watcher checks again",
+        || last_pass(&gateway.log(), "wiring checked") > started,
+        || gateway.log(),
+    );
+}
+
 #[test]
 fn claude_code_answers_through_wire_claude_code_alone() {
     let (upstream, gateway) = stack(Flavor::OpenAi, "");
@@ -434,7 +466,7 @@ fn serve_puts_dropped_keys_back_and_leaves_a_broken_file_alone() {
         || gateway.log().contains("no longer parses"),
         || gateway.log(),
     );
-    std::thread::sleep(Duration::from_secs(1));
+    settled(&gateway);
     assert_eq!(std::fs::read_to_string(&settings).unwrap(), "{\"theme\": ");
 
     // After unwire, the watcher stops.
@@ -458,7 +490,7 @@ fn serve_puts_dropped_keys_back_and_leaves_a_broken_file_alone() {
         "unwire",
     );
     std::fs::write(&settings, "{\"theme\": \"blue\"}").unwrap();
-    std::thread::sleep(Duration::from_secs(2));
+    settled(&gateway);
     assert_eq!(
         std::fs::read_to_string(&settings).unwrap(),
         "{\"theme\": \"blue\"}"

@@ -68,7 +68,10 @@ impl Gateway {
         let mut child = Command::new(binary())
             .args(["serve", "--listen", "127.0.0.1:0"])
             .env("MOE_SOVEREIGN_HOME", home.path())
-            .env("RUST_LOG", "info,moe_sovereign_gateway=debug")
+            .env(
+                "RUST_LOG",
+                "info,moe_sovereign_gateway=debug,moe_sovereign_wiring::watch=debug",
+            )
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&stderr).unwrap())
@@ -111,6 +114,27 @@ impl Gateway {
     }
 
     /// The gateway's process id (while it runs).
+    /// A dashboard session cookie (`name=value`), signed in the way a user is: a one-time link
+    /// from `moe-sovereign ui --no-open`, traded for the cookie.
+    pub async fn admin_session(&self) -> String {
+        let out = Self::cli(self.home.path(), &["ui", "--no-open"]);
+        let link = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+        let token = link
+            .strip_prefix(&format!("{}/ui/login#", self.url))
+            .unwrap_or_else(|| panic!("ui printed {link:?}"))
+            .to_owned();
+        let response = reqwest::Client::new()
+            .post(format!("{}/api/session", self.url))
+            .header("origin", &self.url)
+            .json(&serde_json::json!({ "token": token }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let cookie = response.headers()["set-cookie"].to_str().unwrap();
+        cookie.split(';').next().unwrap().to_owned()
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.as_ref().map(Child::id).unwrap()
     }

@@ -242,7 +242,9 @@ function renderTraceRows() {
     el("td", { text: time(t.at_ms) }),
     el("td", { text: t.key_name || t.key_id }),
     el("td", { text: t.profile }),
-    el("td", { text: t.expert || "—" }),
+    el("td", { title: (t.steps ?? []).map((s) => `${s.stage} · ${s.expert} · ${s.outcome} · ${ms(s.ms)}`).join("\n") },
+      t.expert || "—",
+      ...(t.steps ?? []).filter((s) => s.stage === "fallback").map((s) => el("div", { class: "muted", text: `skipped ${s.expert} (${ms(s.ms)})` }))),
     el("td", { text: t.model }),
     el("td", { class: "input-tokens", text: t.input_tokens }),
     el("td", { class: "output-tokens", text: t.output_tokens }),
@@ -278,7 +280,7 @@ async function profiles() {
         });
         return el("label", { class: "radio", for: id }, radio,
           el("span", {}, el("b", { text: row.profile }), " ",
-            el("span", { class: "muted", text: `${row.model_id} · expert: ${row.expert ?? "the first registered model"}` })));
+            el("span", { class: "muted", text: `${row.model_id} · expert: ${[row.expert ?? "the first registered model", ...(row.fallbacks ?? [])].join(", then ")}` })));
       }));
     const [{ data: experts }, { data: models }] = await Promise.all([api("/api/experts"), api("/api/models")]);
     page.replaceChildren(el("h1", { text: "Profiles" }),

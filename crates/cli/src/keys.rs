@@ -7,6 +7,7 @@ use clap::Subcommand;
 use moe_sovereign_experts::Profile;
 use moe_sovereign_keys::KeyManager;
 use moe_sovereign_runtime::{Home, admin, config};
+use serde_json::Value;
 
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
@@ -75,7 +76,7 @@ fn parse_profile(text: &str) -> anyhow::Result<Profile> {
 }
 
 pub fn keys(command: KeysCommand) -> anyhow::Result<()> {
-    let (_, _, keys) = manager()?;
+    let (home, _, keys) = manager()?;
     match command {
         KeysCommand::Create { profile, name } => {
             let profile = parse_profile(&profile)?;
@@ -109,7 +110,7 @@ pub fn keys(command: KeysCommand) -> anyhow::Result<()> {
             }
         }
         KeysCommand::Revoke { id } => {
-            let record = keys.revoke(&id)?;
+            let record = moe_sovereign_runtime::wiring::revoke_key(&home, &keys, &id)?;
             eprintln!("revoked {} ({})", record.id, record.name);
         }
         KeysCommand::Show { id } => {
@@ -136,13 +137,24 @@ pub fn profiles(command: ProfilesCommand) -> anyhow::Result<()> {
             } else {
                 let mut out = std::io::stdout().lock();
                 for row in rows {
+                    let fallbacks: Vec<&str> = row["fallbacks"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(Value::as_str)
+                        .collect();
                     writeln!(
                         out,
-                        "{} {:<17} {:<24} expert: {}",
+                        "{} {:<17} {:<24} expert: {}{}",
                         if row["active"] == true { "*" } else { " " },
                         row["profile"].as_str().unwrap_or(""),
                         row["model_id"].as_str().unwrap_or(""),
-                        row["expert"].as_str().unwrap_or("(none configured)")
+                        row["expert"].as_str().unwrap_or("(none configured)"),
+                        if fallbacks.is_empty() {
+                            String::new()
+                        } else {
+                            format!(", then {}", fallbacks.join(", then "))
+                        }
                     )?;
                 }
             }

@@ -5,6 +5,16 @@
 
 use serde_json::Value;
 
+use crate::ExpertError;
+
+/// Whether `error` says the request does not fit the expert's context window (in the wording
+/// of [`claude_wording`], which every expert uses).
+pub fn is_overflow(error: &ExpertError) -> bool {
+    matches!(error, ExpertError::BadRequest(message)
+        if message.starts_with("prompt is too long:")
+            || message.starts_with("input length and `max_tokens` exceed context limit"))
+}
+
 /// Claude Code's wording for an upstream 400 `body`/`detail`, when it is a context overflow.
 pub fn claude_wording(body: &Value, detail: &str) -> Option<String> {
     // llama.cpp server: {"error": {"type": "exceed_context_size_error", "n_prompt_tokens", "n_ctx"}}
@@ -47,11 +57,13 @@ pub fn claude_wording(body: &Value, detail: &str) -> Option<String> {
     None
 }
 
-fn too_long(prompt: u64, context: u64) -> String {
+/// `prompt is too long: N tokens > M maximum`.
+pub fn too_long(prompt: u64, context: u64) -> String {
     format!("prompt is too long: {prompt} tokens > {context} maximum")
 }
 
-fn exceeds(input: u64, output: u64, context: u64) -> String {
+/// ``input length and `max_tokens` exceed context limit: A + B > C, …``.
+pub fn exceeds(input: u64, output: u64, context: u64) -> String {
     format!(
         "input length and `max_tokens` exceed context limit: {input} + {output} > {context}, \
          decrease input length or `max_tokens` and try again"

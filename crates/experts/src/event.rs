@@ -37,6 +37,9 @@ pub enum ExpertEvent {
     BlockEnd,
     /// Token counts so far.
     Usage(UsageUpdate),
+    /// What a stage of the pipeline did (an expert skipped, a sub-call made), for the
+    /// request's trace; never sent to the client.
+    Step(Step),
     /// The answer is complete.
     Stop {
         /// Why.
@@ -44,6 +47,19 @@ pub enum ExpertEvent {
         /// The matching stop sequence, for [`StopReason::StopSequence`].
         stop_sequence: Option<String>,
     },
+}
+
+/// One entry of a request's trace: which expert a stage used and how it went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    /// The stage: `fallback` (an expert skipped before answering), `answer`, …
+    pub stage: String,
+    /// The expert it used.
+    pub expert: String,
+    /// What happened, in a few words.
+    pub outcome: String,
+    /// How long it took, in milliseconds.
+    pub ms: u64,
 }
 
 /// Token counts; `None` leaves a number as it was.

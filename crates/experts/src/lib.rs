@@ -10,6 +10,7 @@
 //! - [`route`]: profiles and the [`RouteTable`] (profile + model id → expert);
 //! - [`context`]: upstream context-overflow errors reworded the way Claude Code parses them;
 //! - [`sse`]: a small incremental parser for upstream `text/event-stream` bodies;
+//! - [`signature`]: HMAC signatures on the thinking we produce;
 //! - [`think`]: a reasoning model's inline `<think>…</think>` split out as thinking, live;
 //! - [`anthropic`]: forwards to another Anthropic-compatible gateway;
 //! - [`openai`]: any OpenAI-compatible `/v1/chat/completions` server (vLLM, llama.cpp, Ollama).
@@ -20,6 +21,7 @@ pub mod event;
 pub mod limit;
 pub mod openai;
 pub mod route;
+pub mod signature;
 pub mod sse;
 pub mod think;
 mod upstream;
@@ -28,7 +30,7 @@ pub use upstream::{Yielder, async_stream as generator};
 
 use std::fmt;
 
-pub use event::{ExpertError, ExpertEvent, ExpertStream, UsageUpdate};
+pub use event::{ExpertError, ExpertEvent, ExpertStream, Step, UsageUpdate};
 pub use route::{Profile, Route, RouteTable};
 
 use futures::future::BoxFuture;

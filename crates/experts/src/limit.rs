@@ -126,11 +126,18 @@ fn retry_key(request: &ExpertRequest) -> Option<String> {
     Some(format!("{session}/{:016x}", hasher.finish()))
 }
 
+const SUPERSEDED: &str = "superseded by a newer request from the same session";
+
 fn superseded_error() -> ExpertError {
     ExpertError::Overloaded {
-        message: "superseded by a newer request from the same session".into(),
+        message: SUPERSEDED.into(),
         retry_after: None,
     }
+}
+
+/// Whether `error` ended a request because a newer one of the same session replaced it.
+pub fn is_superseded(error: &ExpertError) -> bool {
+    matches!(error, ExpertError::Overloaded { message, .. } if message == SUPERSEDED)
 }
 
 impl Expert for Limited {

@@ -94,7 +94,7 @@ pub struct Route {
 #[derive(Clone, Default)]
 pub struct RouteTable {
     experts: Vec<Arc<dyn Expert>>,
-    bound: [Option<usize>; 3],
+    bound: [Option<Arc<dyn Expert>>; 3],
 }
 
 impl RouteTable {
@@ -105,15 +105,25 @@ impl RouteTable {
         experts: Vec<Arc<dyn Expert>>,
         bindings: &[(Profile, String)],
     ) -> Result<Self, String> {
-        let mut bound = [None; 3];
+        let mut table = Self {
+            experts,
+            bound: Default::default(),
+        };
         for (profile, name) in bindings {
-            let index = experts
+            let expert = table
+                .experts
                 .iter()
-                .position(|expert| expert.name() == name)
+                .find(|expert| expert.name() == name)
+                .cloned()
                 .ok_or_else(|| format!("profile {profile} names unknown expert {name:?}"))?;
-            bound[profile.index()] = Some(index);
+            table.bind(*profile, expert);
         }
-        Ok(Self { experts, bound })
+        Ok(table)
+    }
+
+    /// Makes `expert` (one of the table's experts, or a pipeline over them) answer `profile`.
+    pub fn bind(&mut self, profile: Profile, expert: Arc<dyn Expert>) {
+        self.bound[profile.index()] = Some(expert);
     }
 
     /// Every expert, in config order.
@@ -123,8 +133,9 @@ impl RouteTable {
 
     /// The expert serving `profile`, if any expert is configured.
     pub fn expert_for(&self, profile: Profile) -> Option<&Arc<dyn Expert>> {
-        let index = self.bound[profile.index()].unwrap_or(0);
-        self.experts.get(index)
+        self.bound[profile.index()]
+            .as_ref()
+            .or_else(|| self.experts.first())
     }
 
     /// The route for a caller whose key is bound to `key_profile`, asking for `model`.

@@ -7,9 +7,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use moe_sovereign_anthropic::{ContentBlock, Delta, Message, MessageDelta, StreamEvent};
-use moe_sovereign_experts::{ExpertEvent, ExpertStream, UsageUpdate, generator};
+use moe_sovereign_experts::signature::Signer;
+use moe_sovereign_experts::{ExpertEvent, ExpertStream, Step, UsageUpdate, generator};
 use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
 use crate::GatewayError;
@@ -39,19 +39,32 @@ pub struct Encoder {
     next_index: usize,
     open: Option<Open>,
     stopped: bool,
+    steps: StepLog,
+    signer: Signer,
 }
+
+/// The pipeline's steps for one request, shared by its encoder and its trace recorder.
+pub type StepLog = std::sync::Arc<std::sync::Mutex<Vec<Step>>>;
 
 impl Encoder {
     /// An encoder for message `id`, answering `model` (echoed as the client sent it).
-    /// Thinking blocks are dropped unless `show_thinking` (the request asked for thinking).
-    pub fn new(id: String, model: String, show_thinking: bool) -> Self {
+    /// Thinking blocks are dropped unless `show_thinking` (the request asked for thinking);
+    /// thinking that comes without a signature is signed by `signer`.
+    pub fn new(id: String, model: String, show_thinking: bool, signer: Signer) -> Self {
         Self {
             message: Message::new(id, model),
             show_thinking,
             next_index: 0,
             open: None,
             stopped: false,
+            steps: StepLog::default(),
+            signer,
         }
+    }
+
+    /// Where the pipeline's steps go (for the trace).
+    pub fn step_log(&self) -> StepLog {
+        std::sync::Arc::clone(&self.steps)
     }
 
     /// Folds a usage update in (before `message_start` it shapes the start's usage).
@@ -90,6 +103,12 @@ impl Encoder {
 
     /// The stream events for one expert event.
     pub fn event(&mut self, event: ExpertEvent, out: &mut Vec<StreamEvent>) {
+        if let ExpertEvent::Step(step) = event {
+            if let Ok(mut steps) = self.steps.lock() {
+                steps.push(step);
+            }
+            return;
+        }
         if self.stopped {
             return;
         }
@@ -165,6 +184,7 @@ impl Encoder {
                 }
             }
             ExpertEvent::BlockEnd => self.close(out),
+            ExpertEvent::Step(_) => {}
             ExpertEvent::Usage(update) => self.usage(update),
             ExpertEvent::Stop {
                 reason,
@@ -210,14 +230,14 @@ impl Encoder {
         let index = self.next_index - 1;
         match open {
             // Clients send thinking blocks back verbatim and expect a signature on each; a
-            // local reasoning model has none, so the gateway signs with the content's digest.
+            // local reasoning model has none, so the gateway signs with the install's secret.
             Open::Thinking {
                 text,
                 signed: false,
             } => out.push(StreamEvent::ContentBlockDelta {
                 index,
                 delta: Delta::SignatureDelta {
-                    signature: local_signature(&text),
+                    signature: self.signer.sign(&text),
                 },
             }),
             // Clients parse the concatenated input at block stop; never leave it empty.
@@ -231,14 +251,6 @@ impl Encoder {
         }
         out.push(StreamEvent::ContentBlockStop { index });
     }
-}
-
-/// The signature the gateway puts on thinking it produced itself.
-pub fn local_signature(thinking: &str) -> String {
-    format!(
-        "moe1:{}",
-        hex::encode(&Sha256::digest(thinking.as_bytes())[..16])
-    )
 }
 
 /// An `error` event.
@@ -322,7 +334,7 @@ mod tests {
     use moe_sovereign_anthropic::StopReason;
 
     fn run(events: Vec<ExpertEvent>) -> Vec<String> {
-        let mut encoder = Encoder::new("msg_1".into(), "m".into(), true);
+        let mut encoder = Encoder::new("msg_1".into(), "m".into(), true, Signer::new([1; 32]));
         let mut out = vec![encoder.start()];
         for e in events {
             encoder.event(e, &mut out);
@@ -367,7 +379,7 @@ data: {"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","
             &format!(
                 r#"event: content_block_delta
 data: {{"type":"content_block_delta","index":0,"delta":{{"type":"signature_delta","signature":"{}"}}}}"#,
-                local_signature("hm")
+                Signer::new([1; 32]).sign("hm")
             ),
             r#"event: content_block_stop
 data: {"type":"content_block_stop","index":0}"#,
@@ -418,7 +430,7 @@ data: {"type":"message_stop"}"#,
 
     #[test]
     fn thinking_is_dropped_unless_asked_for() {
-        let mut encoder = Encoder::new("msg_1".into(), "m".into(), false);
+        let mut encoder = Encoder::new("msg_1".into(), "m".into(), false, Signer::new([1; 32]));
         let mut out = Vec::new();
         encoder.event(ExpertEvent::Thinking("secret plan".into()), &mut out);
         encoder.event(ExpertEvent::ThinkingSignature("s".into()), &mut out);

@@ -3,6 +3,7 @@
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use moe_sovereign_experts::signature::Signer;
 use moe_sovereign_experts::{Profile, RouteTable};
 use moe_sovereign_telemetry::Hub;
 use tokio_util::sync::CancellationToken;
@@ -40,6 +41,8 @@ pub struct Settings {
     pub ping_interval: Duration,
     /// How long to wait for the expert's first event before committing to a 200.
     pub first_event_timeout: Duration,
+    /// Signs the thinking we produce (the install's secret).
+    pub signer: Signer,
 }
 
 impl Default for Settings {
@@ -50,6 +53,7 @@ impl Default for Settings {
             max_body_bytes: 32 * 1024 * 1024,
             ping_interval: Duration::from_secs(10),
             first_event_timeout: Duration::from_secs(5),
+            signer: Signer::random(),
         }
     }
 }

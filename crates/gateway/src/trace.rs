@@ -6,7 +6,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use moe_sovereign_anthropic::Message;
-use moe_sovereign_telemetry::{Hub, Trace};
+use moe_sovereign_telemetry::{Hub, Trace, TraceStep};
+
+use crate::sse::StepLog;
 
 use crate::{Caller, GatewayError};
 
@@ -29,6 +31,7 @@ pub struct Recorder {
     started: Instant,
     first_token_ms: Option<u64>,
     trace: Option<Trace>,
+    steps: Option<StepLog>,
 }
 
 impl Recorder {
@@ -41,6 +44,7 @@ impl Recorder {
             in_flight,
             started: Instant::now(),
             first_token_ms: None,
+            steps: None,
             trace: Some(Trace {
                 at_ms: moe_sovereign_telemetry::now_ms(),
                 endpoint: endpoint.into(),
@@ -66,6 +70,11 @@ impl Recorder {
             trace.profile = profile.into();
             trace.expert = expert.into();
         }
+    }
+
+    /// Records the pipeline steps that reach `steps` with the trace.
+    pub fn follow_steps(&mut self, steps: StepLog) {
+        self.steps = Some(steps);
     }
 
     /// The first answer token went out (only the first call counts).
@@ -94,6 +103,23 @@ impl Recorder {
             return;
         };
         trace.duration_ms = self.elapsed_ms();
+        let steps = self
+            .steps
+            .as_ref()
+            .and_then(|log| log.lock().ok().map(|steps| steps.clone()))
+            .unwrap_or_default();
+        for step in steps {
+            // The expert that answered, when a fallback chose it.
+            if step.stage == "chosen" {
+                trace.expert.clone_from(&step.expert);
+            }
+            trace.steps.push(TraceStep {
+                stage: step.stage,
+                expert: step.expert,
+                outcome: step.outcome,
+                ms: step.ms,
+            });
+        }
         trace.ttft_ms = self.first_token_ms;
         trace.status = 200;
         if let Some(message) = message {

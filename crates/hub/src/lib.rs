@@ -323,9 +323,7 @@ impl Hub {
                 remote.file, remote.size, remote.sha256
             )));
         }
-        tokio::fs::rename(&part, &target)
-            .await
-            .map_err(|e| io(&target, e))?;
+        moe_sovereign_files::rename_durable(&part, &target).map_err(|e| io(&target, e))?;
         Ok(target)
     }
 }

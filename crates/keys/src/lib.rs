@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 pub use record::{KeyFile, KeyRecord};
 pub use secrets::SecretStore;
-pub use verify::{KeyVerifier, hash_key};
+pub use verify::{KeyVerifier, REDACTED_KEY, hash_key, redact_keys};
 
 /// Everything that can go wrong with keys.
 #[derive(Debug, thiserror::Error)]

@@ -1,6 +1,5 @@
 //! `keys.json`: ids, names, profiles and hashes. Never plaintext.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -82,18 +81,10 @@ pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(
     })
 }
 
-/// Atomic write: temp file in the same folder (mode 0600), fsync, rename.
+/// The project's one atomic write, mode 0600.
 pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> Result<(), KeyError> {
-    let io = |source| KeyError::Io {
+    moe_sovereign_files::write_atomic(path, bytes, 0o600).map_err(|source| KeyError::Io {
         path: path.to_owned(),
         source,
-    };
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(io)?;
-    // tempfile creates the file with mode 0600 on Unix.
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
-    tmp.write_all(bytes).map_err(io)?;
-    tmp.as_file().sync_all().map_err(io)?;
-    tmp.persist(path).map_err(|e| io(e.error))?;
-    Ok(())
+    })
 }

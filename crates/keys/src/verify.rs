@@ -8,6 +8,37 @@ use crate::record::{KeyFile, KeyRecord};
 /// The prefix of every key.
 pub const KEY_PREFIX: &str = "moe-sk-";
 
+/// Hex digits after the prefix.
+const KEY_HEX_DIGITS: usize = 48;
+
+/// What stands in for one of our keys in a copy kept beside its place (a backup).
+pub const REDACTED_KEY: &str = "moe-sk-removed-from-this-copy";
+
+/// `text` with every key of ours (`moe-sk-` + 48 hex digits) replaced by [`REDACTED_KEY`].
+pub fn redact_keys(text: &str) -> std::borrow::Cow<'_, str> {
+    let is_key_at = |at: usize| {
+        let digits = &text.as_bytes()[at + KEY_PREFIX.len()..];
+        digits.len() >= KEY_HEX_DIGITS && digits[..KEY_HEX_DIGITS].iter().all(u8::is_ascii_hexdigit)
+    };
+    let starts: Vec<usize> = text
+        .match_indices(KEY_PREFIX)
+        .map(|(at, _)| at)
+        .filter(|&at| is_key_at(at))
+        .collect();
+    if starts.is_empty() {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut from = 0;
+    for at in starts {
+        out.push_str(&text[from..at]);
+        out.push_str(REDACTED_KEY);
+        from = at + KEY_PREFIX.len() + KEY_HEX_DIGITS;
+    }
+    out.push_str(&text[from..]);
+    std::borrow::Cow::Owned(out)
+}
+
 /// A fresh key: `moe-sk-` + 48 hex digits (192 random bits).
 pub(crate) fn new_plaintext() -> String {
     format!("{KEY_PREFIX}{}", hex::encode(random::<24>()))
@@ -76,5 +107,29 @@ impl KeyVerifier {
     /// Whether no key exists.
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod redaction_tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_redacted_and_nothing_else() {
+        let key = new_plaintext();
+        let text =
+            format!("{{\"apiKey\": \"{key}\", \"x\": \"moe-sk-short\", \"y\": \"{key}-tail\"}}");
+        let redacted = redact_keys(&text);
+        assert_eq!(
+            redacted,
+            format!(
+                "{{\"apiKey\": \"{REDACTED_KEY}\", \"x\": \"moe-sk-short\", \"y\": \"{REDACTED_KEY}-tail\"}}"
+            )
+        );
+        assert!(matches!(
+            redact_keys("{\"a\": 1}"),
+            std::borrow::Cow::Borrowed(_)
+        ));
+        assert_eq!(redact_keys("moe-sk-"), "moe-sk-");
     }
 }

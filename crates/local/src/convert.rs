@@ -42,10 +42,8 @@ fn io(path: &Path, e: std::io::Error) -> GgufError {
 /// returns how many tensors changed. `dst` appears only when complete.
 pub fn to_q8_0(src: &Path, info: &GgufInfo, dst: &Path) -> Result<usize, GgufError> {
     let layout = &info.layout;
-    let dir = dst.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
     let mut input = BufReader::new(File::open(src).map_err(|e| io(src, e))?);
-    let temp = tempfile::NamedTempFile::new_in(dir).map_err(|e| io(dir, e))?;
+    let temp = moe_sovereign_files::temp_beside(dst).map_err(|e| io(dst, e))?;
     let mut out = BufWriter::new(temp.as_file());
 
     // Header and metadata, as they are but for the file type.
@@ -112,8 +110,7 @@ pub fn to_q8_0(src: &Path, info: &GgufInfo, dst: &Path) -> Result<usize, GgufErr
     }
     out.flush().map_err(|e| io(dst, e))?;
     drop(out);
-    temp.as_file().sync_all().map_err(|e| io(dst, e))?;
-    temp.persist(dst).map_err(|e| io(dst, e.error))?;
+    moe_sovereign_files::persist(temp, dst, 0o600).map_err(|e| io(dst, e))?;
     Ok(converted)
 }
 

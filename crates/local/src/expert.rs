@@ -23,6 +23,7 @@ use mistralrs::{
     SamplingParams, StopTokens, Tool, ToolChoice, ToolType,
 };
 use moe_sovereign_anthropic::MessagesRequest;
+use moe_sovereign_experts::context;
 use moe_sovereign_experts::openai::{ChunkTranslator, to_chat_completion};
 use moe_sovereign_experts::{
     Expert, ExpertError, ExpertEvent, ExpertRequest, ExpertStream, UsageUpdate, generator,
@@ -141,14 +142,11 @@ impl LocalExpert {
         if let Some(limit) = self.context_length(&engine.model) {
             // Claude Code parses exactly these two wordings.
             if input > limit {
-                return Err(ExpertError::BadRequest(format!(
-                    "prompt is too long: {input} tokens > {limit} maximum"
-                )));
+                return Err(ExpertError::BadRequest(context::too_long(input, limit)));
             }
             if input + max_tokens > limit {
-                return Err(ExpertError::BadRequest(format!(
-                    "input length and `max_tokens` exceed context limit: {input} + {max_tokens} > {limit}, \
-                     decrease input length or `max_tokens` and try again"
+                return Err(ExpertError::BadRequest(context::exceeds(
+                    input, max_tokens, limit,
                 )));
             }
         }

@@ -79,14 +79,8 @@ impl Registry {
 
     fn write(&self, file: &RegistryFile) -> Result<(), LocalError> {
         let io = |e: std::io::Error| LocalError::Registry(format!("{}: {e}", self.path.display()));
-        let dir = self.path.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir).map_err(io)?;
         let bytes = serde_json::to_vec_pretty(file).map_err(|e| io(e.into()))?;
-        let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
-        std::io::Write::write_all(&mut tmp, &bytes).map_err(io)?;
-        tmp.as_file().sync_all().map_err(io)?;
-        tmp.persist(&self.path).map_err(|e| io(e.error))?;
-        Ok(())
+        moe_sovereign_files::write_atomic(&self.path, &bytes, 0o600).map_err(io)
     }
 
     /// All registered models, in the order they were added.

@@ -62,7 +62,10 @@ trait Resident: Send + Sync {
     /// Loaded and used by nobody else.
     fn idle_since(&self) -> Option<Instant>;
     fn is_loaded(&self) -> bool;
-    fn unload(&self);
+    /// Drops the model if nobody uses it and it has been idle at least `min_idle`, checked and
+    /// taken under one lock (a request cannot take it in between and end up beside a second
+    /// copy); whether it was dropped.
+    fn unload_if_idle(&self, min_idle: Duration) -> bool;
 }
 
 /// One model's place in memory.
@@ -107,11 +110,25 @@ impl<T: Send + Sync + 'static> Resident for Slot<T> {
         lock(&self.state).loaded.is_some()
     }
 
-    fn unload(&self) {
-        let dropped = lock(&self.state).loaded.take();
-        if dropped.is_some() {
+    fn unload_if_idle(&self, min_idle: Duration) -> bool {
+        let dropped = {
+            let mut state = lock(&self.state);
+            match &state.loaded {
+                Some(loaded)
+                    if Arc::strong_count(loaded) == 1 && state.last_used.elapsed() >= min_idle =>
+                {
+                    state.loaded.take()
+                }
+                _ => None,
+            }
+        };
+        // Dropped outside the lock: the engine's thread stops here.
+        let unloaded = dropped.is_some();
+        drop(dropped);
+        if unloaded {
             tracing::info!(expert = %self.name, "local model unloaded");
         }
+        unloaded
     }
 }
 
@@ -164,9 +181,13 @@ impl Residency {
         }
     }
 
-    fn unload_slot(&self, slot: &Arc<dyn Resident>) {
-        slot.unload();
-        self.tell(slot.name(), Change::Unloaded);
+    /// Unloads `slot` if it is idle (at least `min_idle`) at this very moment; whether it did.
+    fn unload_slot(&self, slot: &Arc<dyn Resident>, min_idle: Duration) -> bool {
+        let unloaded = slot.unload_if_idle(min_idle);
+        if unloaded {
+            self.tell(slot.name(), Change::Unloaded);
+        }
+        unloaded
     }
 
     /// The loaded slots (named after their experts) and their sizes in bytes.
@@ -189,12 +210,11 @@ impl Residency {
             .collect();
         let mut unloaded = false;
         for slot in slots {
-            if slot.idle_since().is_none() {
+            if !self.unload_slot(&slot, Duration::ZERO) && slot.is_loaded() {
                 return Err(format!(
                     "{name} is answering a request; unload it when it is idle"
                 ));
             }
-            self.unload_slot(&slot);
             unloaded = true;
         }
         Ok(unloaded)
@@ -234,12 +254,7 @@ impl Residency {
 
     fn unload_idle(&self, idle: Duration) {
         for slot in self.others("") {
-            if slot
-                .idle_since()
-                .is_some_and(|since| since.elapsed() >= idle)
-            {
-                self.unload_slot(&slot);
-            }
+            self.unload_slot(&slot, idle);
         }
     }
 
@@ -271,9 +286,11 @@ impl Residency {
             if used + slot.size <= budget {
                 break;
             }
-            tracing::info!(expert = %other.name(), to_load = %slot.name, "unloading to stay within the memory budget");
-            self.unload_slot(other);
-            used -= other.size();
+            // Taken by a request since the list was made: it stays, and counts.
+            if self.unload_slot(other, Duration::ZERO) {
+                tracing::info!(expert = %other.name(), to_load = %slot.name, "unloaded to stay within the memory budget");
+                used -= other.size();
+            }
         }
         if used + slot.size > budget {
             return Err(ExpertError::Overloaded {
@@ -428,6 +445,26 @@ mod tests {
         );
         drop((in_use, also));
         assert_eq!(*residency.get(&c, || ok(6)).await.unwrap(), 6);
+    }
+
+    /// The unloader saw the model idle; a request took it a moment later: the unload must see
+    /// that and keep it (it used to take the model regardless, and the next request loaded a
+    /// second copy beside the one still answering).
+    #[tokio::test]
+    async fn unloading_checks_idleness_again_when_it_takes_the_model() {
+        let residency = Residency::new(policy(None));
+        let slot = residency.slot::<u32>("m", MIB);
+        drop(residency.get(&slot, || ok(1)).await.unwrap());
+        let resident: Arc<dyn Resident> = slot.clone();
+        assert!(resident.idle_since().is_some(), "what the unloader saw");
+        let in_use = residency.get(&slot, || ok(2)).await.unwrap();
+        assert!(!residency.unload_slot(&resident, Duration::ZERO));
+        assert!(slot.is_loaded());
+        assert_eq!(*in_use, 1);
+        drop(in_use);
+        assert!(residency.unload_slot(&resident, Duration::ZERO));
+        assert!(!slot.is_loaded());
+        assert_eq!(*residency.get(&slot, || ok(3)).await.unwrap(), 3);
     }
 
     #[tokio::test]

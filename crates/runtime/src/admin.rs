@@ -103,14 +103,19 @@ pub fn profile_rows(
     Ok(Profile::ALL
         .iter()
         .map(|p| {
-            let expert = config
+            let bound = config
                 .profiles
                 .iter()
                 .find(|(bound, _)| bound == p)
-                .map(|(_, e)| e.clone())
+                .map(|(_, names)| names.clone())
+                .unwrap_or_default();
+            let expert = bound
+                .first()
+                .cloned()
                 .or_else(|| config.experts.first().map(|e| e.name.clone()));
             json!({
                 "profile": p.name(), "model_id": p.model_id(), "expert": expert,
+                "fallbacks": bound.get(1..).unwrap_or_default(),
                 "active": active.as_deref() == Some(p.name()),
             })
         })
@@ -460,7 +465,33 @@ impl Backend {
             std::path::Path::new(backup),
         )
         .map_err(|e| AdminError::BadRequest(e.to_string()))?;
-        Ok(json!({ "file": file, "restored": backup, "backup": saved }))
+        // Backups hold no key of ours: a restored wired file gets a live one again.
+        let held_key = std::fs::read_to_string(file)
+            .is_ok_and(|text| text.contains(moe_sovereign_keys::REDACTED_KEY));
+        let mut rewired = None;
+        if held_key && let Ok(w) = wiring::wiring(&self.home) {
+            let target = w
+                .recorded_files()
+                .unwrap_or_default()
+                .into_iter()
+                .find(|(_, f)| f.as_path() == std::path::Path::new(file))
+                .map(|(target, _)| target);
+            if let Some(target) = target
+                && let Ok(Some((url, key_id))) = w.recorded(target)
+            {
+                wiring::wire(
+                    &self.home,
+                    &self.config(),
+                    target,
+                    Some(&url),
+                    Some(&key_id),
+                    false,
+                )
+                .map_err(AdminError::Failed)?;
+                rewired = Some(target.name());
+            }
+        }
+        Ok(json!({ "file": file, "restored": backup, "backup": saved, "rewired": rewired }))
     }
 }
 
@@ -526,7 +557,8 @@ impl AdminBackend for Backend {
                 }))
             }
             Action::RevokeKey { id } => {
-                let record = keys.revoke(&id).map_err(key_error)?;
+                let record =
+                    crate::wiring::revoke_key(&self.home, &keys, &id).map_err(key_error)?;
                 Ok(json!({ "id": record.id, "revoked": true }))
             }
             Action::SetProfile { id, profile: p } => {

@@ -55,12 +55,16 @@ struct RawExpert {
     base_url: Option<Spanned<String>>,
     model: Option<String>,
     api_key: Option<Spanned<String>>,
+    #[serde(default)]
+    tags: Vec<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawProfile {
     expert: Option<Spanned<String>>,
+    experts: Option<Spanned<Vec<Spanned<String>>>>,
+    tool_expert: Option<Spanned<String>>,
 }
 
 /// Where key plaintext is kept.
@@ -97,6 +101,9 @@ pub struct ExpertConfig {
     pub model: Option<String>,
     /// `env:NAME` or `keychain:NAME`.
     pub api_key: Option<SecretRef>,
+    /// What it is good at (`reasoning`: it has its own reasoning channel; `code`, `math`, …:
+    /// what the planner assigns by).
+    pub tags: Vec<String>,
 }
 
 /// A reference to a secret, never the secret itself.
@@ -146,8 +153,34 @@ pub struct Config {
     pub local: LocalTuning,
     /// Experts, in file order.
     pub experts: Vec<ExpertConfig>,
-    /// Profile → expert name.
-    pub profiles: Vec<(Profile, String)>,
+    /// Profile → its experts' names, in the order they are tried (at least one).
+    pub profiles: Vec<(Profile, Vec<String>)>,
+    /// `moe_orchestrated`'s tool-capable expert (the final turn of tool-bearing requests).
+    pub tool_expert: Option<String>,
+    /// Where it was read from, for messages about it.
+    pub origin: Origin,
+}
+
+/// Where a [`Config`] came from: problems found later (an expert that cannot be built) are
+/// reported at the right file, line and column.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Origin {
+    /// The file (`None`: built in, no file named).
+    pub path: Option<PathBuf>,
+    /// Where each `[[experts]]` entry's name is (line, column), by name.
+    pub experts: BTreeMap<String, (usize, usize)>,
+}
+
+impl Origin {
+    /// A problem with expert `name`, at its entry (the top of the file when unknown).
+    pub fn expert_problem(&self, name: &str, message: String) -> Problem {
+        let (line, column) = self.experts.get(name).copied().unwrap_or((1, 1));
+        Problem {
+            line,
+            column,
+            message,
+        }
+    }
 }
 
 impl Default for Config {
@@ -170,6 +203,8 @@ impl Default for Config {
             },
             experts: Vec::new(),
             profiles: Vec::new(),
+            tool_expert: None,
+            origin: Origin::default(),
         }
     }
 }
@@ -224,7 +259,13 @@ impl fmt::Display for Problem {
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
     match std::fs::read_to_string(path) {
         Ok(text) => parse(path, &text),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Config::default()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Config {
+            origin: Origin {
+                path: Some(path.to_owned()),
+                ..Origin::default()
+            },
+            ..Config::default()
+        }),
         Err(source) => Err(ConfigError::Io {
             path: path.to_owned(),
             source,
@@ -259,6 +300,10 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
     };
     let mut config = Config {
         allow_remote: raw.allow_remote,
+        origin: Origin {
+            path: Some(path.to_owned()),
+            ..Origin::default()
+        },
         ..Config::default()
     };
 
@@ -378,12 +423,36 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
                 }
             },
         };
+        let mut tags: Vec<String> = Vec::new();
+        for tag in &expert.tags {
+            let value = tag.get_ref().trim().to_lowercase();
+            if value.is_empty()
+                || !value
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                problem(
+                    tag.span(),
+                    format!(
+                        "tag {:?}: use a short word (letters, digits, - or _)",
+                        tag.get_ref()
+                    ),
+                );
+            } else if !tags.contains(&value) {
+                tags.push(value);
+            }
+        }
+        config
+            .origin
+            .experts
+            .insert(name.clone(), line_column(text, expert.name.span().start));
         config.experts.push(ExpertConfig {
             name,
             kind,
             base_url,
             model: expert.model.clone(),
             api_key,
+            tags,
         });
     }
 
@@ -398,28 +467,76 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
             );
             continue;
         };
-        if let Some(expert) = &profile.expert {
-            if raw
+        if let Some(tool) = &profile.tool_expert {
+            if parsed != Profile::Orchestrated {
+                problem(
+                    tool.span(),
+                    format!("profile {parsed}: tool_expert is for moe_orchestrated only"),
+                );
+            } else if raw
                 .experts
                 .iter()
-                .any(|e| e.name.get_ref() == expert.get_ref())
+                .any(|e| e.name.get_ref() == tool.get_ref())
             {
-                config.profiles.push((parsed, expert.get_ref().clone()));
+                config.tool_expert = Some(tool.get_ref().clone());
             } else {
                 problem(
-                    expert.span(),
+                    tool.span(),
                     format!(
-                        "profile {parsed} names unknown expert {:?}",
-                        expert.get_ref()
+                        "profile {parsed} names unknown tool_expert {:?}",
+                        tool.get_ref()
                     ),
                 );
             }
         }
+        let names: Vec<&Spanned<String>> = match (&profile.expert, &profile.experts) {
+            (Some(_), Some(list)) => {
+                problem(
+                    list.span(),
+                    format!(
+                        "profile {parsed}: set expert = \"…\" or experts = [\"…\", …], not both"
+                    ),
+                );
+                continue;
+            }
+            (Some(one), None) => vec![one],
+            (None, Some(list)) if list.get_ref().is_empty() => {
+                problem(
+                    list.span(),
+                    format!("profile {parsed}: experts = [] names no expert"),
+                );
+                continue;
+            }
+            (None, Some(list)) => list.get_ref().iter().collect(),
+            (None, None) => continue,
+        };
+        let mut bound = Vec::new();
+        for name in names {
+            let known = raw
+                .experts
+                .iter()
+                .any(|e| e.name.get_ref() == name.get_ref());
+            if !known {
+                problem(
+                    name.span(),
+                    format!("profile {parsed} names unknown expert {:?}", name.get_ref()),
+                );
+            } else if bound.contains(name.get_ref()) {
+                problem(
+                    name.span(),
+                    format!("profile {parsed} names expert {:?} twice", name.get_ref()),
+                );
+            } else {
+                bound.push(name.get_ref().clone());
+            }
+        }
+        config.profiles.push((parsed, bound));
     }
 
     if problems.is_empty() {
         Ok(config)
     } else {
+        problems.sort_by_key(|p| (p.line, p.column));
         Err(invalid(problems))
     }
 }
@@ -474,7 +591,10 @@ expert = "upstream"
             config.experts[0].api_key,
             Some(SecretRef::Env("UPSTREAM_KEY".into()))
         );
-        assert_eq!(config.profiles, vec![(Profile::Native, "upstream".into())]);
+        assert_eq!(
+            config.profiles,
+            vec![(Profile::Native, vec!["upstream".to_owned()])]
+        );
     }
 
     #[test]
@@ -484,7 +604,7 @@ expert = "upstream"
                 "listen = \"127.0.0.1:1\"\n\n[[experts]]\nname = \"a\"\nkind = \"openai\"\nbase_url = \"http://x\"\nmodle = \"m\"\n"
             ),
             vec![
-                "config.toml:7:1: unknown field `modle`, expected one of `name`, `kind`, `base_url`, `model`, `api_key`"
+                "config.toml:7:1: unknown field `modle`, expected one of `name`, `kind`, `base_url`, `model`, `api_key`, `tags`"
             ]
         );
     }
@@ -506,9 +626,81 @@ expert = "upstream"
     #[test]
     fn a_missing_file_means_defaults() {
         let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        let loaded = load(&path).unwrap();
+        assert_eq!(loaded.origin.path.as_deref(), Some(path.as_path()));
         assert_eq!(
-            load(&dir.path().join("config.toml")).unwrap(),
+            Config {
+                origin: Origin::default(),
+                ..loaded
+            },
             Config::default()
+        );
+    }
+
+    const TWO: &str = "[[experts]]\nname = \"a\"\nkind = \"openai\"\nbase_url = \"http://a\"\ntags = [\"Code\", \"reasoning\", \"code\"]\n[[experts]]\nname = \"b\"\nkind = \"openai\"\nbase_url = \"http://b\"\n";
+
+    #[test]
+    fn profiles_take_one_expert_or_an_ordered_list_and_a_tool_expert() {
+        let config = parse(
+            Path::new("c"),
+            &format!("{TWO}[profiles.moe_native]\nexperts = [\"b\", \"a\"]\n[profiles.moe_orchestrated]\nexpert = \"a\"\ntool_expert = \"b\"\n"),
+        )
+        .unwrap();
+        assert_eq!(
+            config.profiles,
+            vec![
+                (Profile::Native, vec!["b".to_owned(), "a".to_owned()]),
+                (Profile::Orchestrated, vec!["a".to_owned()])
+            ]
+        );
+        assert_eq!(config.tool_expert.as_deref(), Some("b"));
+        assert_eq!(config.experts[0].tags, ["code", "reasoning"]);
+        assert_eq!(config.origin.experts["b"], (7, 8));
+    }
+
+    #[test]
+    fn profile_mistakes_are_refused_at_their_place() {
+        let problems = errors(&format!(
+            "{TWO}[profiles.moe_native]\nexpert = \"a\"\nexperts = [\"b\"]\n[profiles.moe_reasoning]\nexperts = []\ntool_expert = \"a\"\n[profiles.moe_orchestrated]\nexperts = [\"a\", \"a\", \"zz\"]\ntool_expert = \"nope\"\n"
+        ));
+        assert_eq!(problems.len(), 6, "{problems:#?}");
+        assert!(
+            problems[0].starts_with("config.toml:12:11: profile moe_native: set expert"),
+            "{problems:#?}"
+        );
+        assert!(
+            problems[1].starts_with(
+                "config.toml:14:11: profile moe_reasoning: experts = [] names no expert"
+            ),
+            "{problems:#?}"
+        );
+        assert!(
+            problems[2].contains("tool_expert is for moe_orchestrated only"),
+            "{problems:#?}"
+        );
+        assert!(
+            problems[3].starts_with(
+                "config.toml:17:17: profile moe_orchestrated names expert \"a\" twice"
+            ),
+            "{problems:#?}"
+        );
+        assert!(
+            problems[4].contains("unknown expert \"zz\""),
+            "{problems:#?}"
+        );
+        assert!(
+            problems[5].starts_with(
+                "config.toml:18:15: profile moe_orchestrated names unknown tool_expert \"nope\""
+            ),
+            "{problems:#?}"
+        );
+        let tag = errors(
+            "[[experts]]\nname = \"a\"\nkind = \"openai\"\nbase_url = \"http://a\"\ntags = [\"two words\"]\n",
+        );
+        assert!(
+            tag[0].starts_with("config.toml:5:9: tag \"two words\""),
+            "{tag:#?}"
         );
     }
 }

@@ -162,6 +162,10 @@ pub fn set_profile(
         }
         profiles.insert(profile.name(), Item::Table(table));
     }
+    // One expert chosen: it replaces an ordered list (`experts = […]`) too.
+    if let Some(table) = profiles[profile.name()].as_table_like_mut() {
+        table.remove("experts");
+    }
     profiles[profile.name()]["expert"] = value(expert.as_str());
 
     let after = doc.to_string();
@@ -252,7 +256,7 @@ mod tests {
             .config
             .profiles
             .iter()
-            .map(|(p, e)| (p.name(), e.as_str()))
+            .map(|(p, e)| (p.name(), e[0].as_str()))
             .collect();
         assert!(
             bound.contains(&("moe_reasoning", "anthropic"))

@@ -100,20 +100,31 @@ impl Home {
 
     /// `admin.secret`, created (random, 0600) when missing.
     pub fn admin_secret(&self) -> Result<String, RuntimeError> {
-        let path = self.dir.join("admin.secret");
-        if let Ok(secret) = std::fs::read_to_string(&path) {
-            let secret = secret.trim().to_owned();
-            if secret.len() >= 32 {
-                return Ok(secret);
-            }
+        self.secret("admin.secret", "the dashboard secret")
+            .map(hex::encode)
+    }
+
+    /// The key that signs the thinking we produce (`thinking.secret`, created like
+    /// `admin.secret`): signatures made before a restart still verify after it.
+    pub fn thinking_key(&self) -> Result<[u8; 32], RuntimeError> {
+        self.secret("thinking.secret", "the thinking signature key")
+    }
+
+    /// 32 random bytes kept hex-encoded in `name` (0600), made when missing or unreadable.
+    fn secret(&self, name: &str, what: &str) -> Result<[u8; 32], RuntimeError> {
+        let path = self.dir.join(name);
+        if let Ok(text) = std::fs::read_to_string(&path)
+            && let Ok(bytes) = hex::decode(text.trim())
+            && let Ok(secret) = <[u8; 32]>::try_from(bytes.as_slice())
+        {
+            return Ok(secret);
         }
-        let mut bytes = [0u8; 32];
-        getrandom::fill(&mut bytes).map_err(|e| RuntimeError::Io {
-            context: "cannot make the dashboard secret".into(),
+        let mut secret = [0u8; 32];
+        getrandom::fill(&mut secret).map_err(|e| RuntimeError::Io {
+            context: format!("cannot make {what}"),
             source: std::io::Error::other(e.to_string()),
         })?;
-        let secret = hex::encode(bytes);
-        write_private(&path, secret.as_bytes())?;
+        write_private(&path, hex::encode(secret).as_bytes())?;
         Ok(secret)
     }
 
@@ -135,8 +146,8 @@ fn process_alive(pid: u64) -> bool {
 
 /// Writes a small private file with the one atomic-write routine (temp file, fsync, 0600, rename).
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), RuntimeError> {
-    moe_sovereign_wiring::write_atomic(path, bytes, 0o600).map_err(|e| RuntimeError::Io {
+    moe_sovereign_files::write_atomic(path, bytes, 0o600).map_err(|source| RuntimeError::Io {
         context: format!("cannot write {}", path.display()),
-        source: std::io::Error::other(e.to_string()),
+        source,
     })
 }

@@ -7,10 +7,13 @@ use std::sync::{Arc, Mutex, RwLock};
 use moe_sovereign_experts::anthropic::AnthropicExpert;
 use moe_sovereign_experts::limit::Limited;
 use moe_sovereign_experts::openai::OpenAiExpert;
-use moe_sovereign_experts::{Expert, RouteTable, Secret};
+use moe_sovereign_experts::signature::Signer;
+use moe_sovereign_experts::{Expert, Profile, RouteTable, Secret};
 use moe_sovereign_gateway::Routes;
 use moe_sovereign_keys::SecretStore;
 use moe_sovereign_local::{LocalExpert, Registry, Residency, ResidencyPolicy};
+use moe_sovereign_pipeline::orchestrated::DEADLINE;
+use moe_sovereign_pipeline::{Fallback, Member, Orchestrated, Reasoning};
 
 use crate::config::{
     Config, ConfigError, ExpertConfig, ExpertKind, LocalTuning, Problem, SecretRef,
@@ -34,11 +37,13 @@ pub struct Routing {
     config: RwLock<Config>,
     experts: Mutex<Vec<Built>>,
     routes: Option<Routes>,
+    signer: Signer,
 }
 
 impl Routing {
     /// Builds every expert of `config` and the route table; every problem at once.
     pub fn new(home: &Home, config: &Config) -> Result<(Self, RouteTable), RuntimeError> {
+        let signer = Signer::new(home.thinking_key()?);
         let routing = Self {
             home: home.clone(),
             store: home.secret_store(config.secret_store),
@@ -47,10 +52,15 @@ impl Routing {
             config: RwLock::new(config.clone()),
             experts: Mutex::new(Vec::new()),
             routes: None,
+            signer,
         };
         let (experts, table) = routing.build(config, &[]).map_err(|problems| {
             RuntimeError::Config(ConfigError::Invalid {
-                path: home.config_path(),
+                path: config
+                    .origin
+                    .path
+                    .clone()
+                    .unwrap_or_else(|| home.config_path()),
                 problems,
             })
         })?;
@@ -64,6 +74,11 @@ impl Routing {
     pub fn serving(mut self, routes: Routes) -> Self {
         self.routes = Some(routes);
         self
+    }
+
+    /// What signs the thinking we produce, and verifies it when it comes back.
+    pub fn signer(&self) -> &Signer {
+        &self.signer
     }
 
     /// How many experts there are.
@@ -154,18 +169,89 @@ impl Routing {
                 .map(|(_, expert)| Arc::clone(expert));
             match kept.map_or_else(|| self.build_one(entry), Ok) {
                 Ok(expert) => experts.push((Some(entry.clone()), expert)),
-                Err(message) => problems.push(problem(message)),
+                Err(message) => problems.push(config.origin.expert_problem(&entry.name, message)),
             }
         }
         if !problems.is_empty() {
             return Err(problems);
         }
-        let table = RouteTable::new(
-            experts.iter().map(|(_, e)| Arc::clone(e)).collect(),
-            &config.profiles,
-        )
-        .map_err(|message| vec![problem(message)])?;
+        let mut table = RouteTable::new(experts.iter().map(|(_, e)| Arc::clone(e)).collect(), &[])
+            .map_err(|message| vec![problem(message)])?;
+        for profile in Profile::ALL {
+            let names = config
+                .profiles
+                .iter()
+                .find(|(p, _)| *p == profile)
+                .map(|(_, names)| names.clone())
+                .unwrap_or_default();
+            // A profile without experts of its own uses the first one.
+            let mut chosen: Vec<Built> = Vec::new();
+            for name in &names {
+                match experts.iter().find(|(_, e)| e.name() == name) {
+                    Some(built) => chosen.push(built.clone()),
+                    None => problems.push(problem(format!(
+                        "profile {profile} names unknown expert {name:?}"
+                    ))),
+                }
+            }
+            if chosen.is_empty() {
+                chosen.extend(experts.first().cloned());
+            }
+            if let Some(expert) = self.profile_expert(profile, &chosen, &experts, config) {
+                table.bind(profile, expert);
+            }
+        }
+        if !problems.is_empty() {
+            return Err(problems);
+        }
         Ok((experts, table))
+    }
+
+    /// The pipeline answering `profile` over its experts `chosen` (in order).
+    fn profile_expert(
+        &self,
+        profile: Profile,
+        chosen: &[Built],
+        all: &[Built],
+        config: &Config,
+    ) -> Option<Arc<dyn Expert>> {
+        let base: Arc<dyn Expert> = match chosen {
+            [] => return None,
+            [(_, one)] => Arc::clone(one),
+            many => Arc::new(Fallback::new(
+                many.iter().map(|(_, e)| Arc::clone(e)).collect(),
+            )),
+        };
+        Some(match profile {
+            Profile::Reasoning => {
+                // Its own reasoning channel only when every expert of the list has one.
+                let native = chosen.iter().all(|(config, _)| {
+                    config
+                        .as_ref()
+                        .is_some_and(|c| c.tags.iter().any(|t| t == "reasoning"))
+                });
+                Arc::new(Reasoning::new(base, native, self.signer.clone()))
+            }
+            Profile::Orchestrated => {
+                let members = all
+                    .iter()
+                    .filter_map(|(config, expert)| {
+                        let tags = config.as_ref()?.tags.clone();
+                        (!tags.is_empty()).then(|| Member {
+                            expert: Arc::clone(expert),
+                            tags,
+                        })
+                    })
+                    .collect();
+                let answerer = config
+                    .tool_expert
+                    .as_ref()
+                    .and_then(|name| all.iter().find(|(_, e)| e.name() == name))
+                    .map_or_else(|| Arc::clone(&base), |(_, e)| Arc::clone(e));
+                Arc::new(Orchestrated::new(base, members, answerer, DEADLINE))
+            }
+            Profile::Native => base,
+        })
     }
 
     /// One expert from its config entry, behind admission control.
@@ -241,5 +327,29 @@ fn residency_policy(local: &LocalTuning) -> ResidencyPolicy {
         memory_budget,
         idle_unload: local.idle_unload,
         load_wait: local.load_wait,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `serve --config FILE`: an expert that cannot be built is reported in FILE, at its entry.
+    #[test]
+    fn an_expert_problem_names_the_file_and_line_it_came_from() {
+        let home = tempfile::tempdir().unwrap();
+        let other = home.path().join("elsewhere.toml");
+        let text = "listen = \"127.0.0.1:9000\"\n\n[[experts]]\nname = \"remote\"\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:1\"\napi_key = \"env:MOE_SOVEREIGN_TEST_UNSET_VARIABLE\"\n";
+        std::fs::write(&other, text).unwrap();
+        let config = crate::config::load(&other).unwrap();
+        let home = Home::at(home.path().to_owned());
+        let Err(error) = Routing::new(&home, &config) else {
+            panic!("an unset api_key variable must be refused");
+        };
+        let message = error.to_string();
+        assert!(
+            message.starts_with(&format!("{}:4:8: expert \"remote\"", other.display())),
+            "{message}"
+        );
     }
 }

@@ -104,6 +104,7 @@ pub async fn start(
             max_body_bytes: config.gateway.max_body_bytes,
             ping_interval: config.gateway.ping_interval,
             first_event_timeout: config.gateway.first_event_timeout,
+            signer: routing.signer().clone(),
         }),
         shutdown: shutdown.clone(),
         hub: hub.clone(),
@@ -225,7 +226,9 @@ async fn forward_wiring_events(
             Ok(WiringEvent::Failed { target, message }) => {
                 (format!("{target}: re-applying failed: {message}"), true)
             }
-            Err(broadcast::error::RecvError::Lagged(_)) => continue,
+            Ok(WiringEvent::Checked { .. }) | Err(broadcast::error::RecvError::Lagged(_)) => {
+                continue;
+            }
             Err(broadcast::error::RecvError::Closed) => return,
         };
         hub.publish(LiveEvent::Wiring { message, attention });

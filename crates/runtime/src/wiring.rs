@@ -112,6 +112,22 @@ pub fn wire(
     })
 }
 
+/// Revokes key `id` and replaces any copy of a key left in the backups of Claude's wired files
+/// (backups made before keys were kept out of them).
+pub fn revoke_key(
+    home: &Home,
+    keys: &KeyManager,
+    id: &str,
+) -> Result<moe_sovereign_keys::KeyRecord, moe_sovereign_keys::KeyError> {
+    let record = keys.revoke(id)?;
+    if let Ok(files) = wiring(home).and_then(|w| w.recorded_files()) {
+        for (_, file) in files {
+            moe_sovereign_wiring::scrub_backups(&file);
+        }
+    }
+    Ok(record)
+}
+
 /// Undoes `target`'s wiring (see [`Wiring::unwire`]).
 pub fn unwire(home: &Home, target: Target, dry_run: bool) -> Result<Report, String> {
     wiring(home)

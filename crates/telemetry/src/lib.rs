@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use history::History;
 pub use sample::{GpuSample, Sample, Sampler};
-pub use traces::{Trace, TraceFilter, Traces};
+pub use traces::{Trace, TraceFilter, TraceStep, Traces};
 
 /// The sampling period when nobody watches: cheap enough to run always, so a dashboard opened
 /// now still shows the last minutes.

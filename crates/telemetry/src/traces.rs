@@ -50,6 +50,21 @@ pub struct Trace {
     pub error_type: Option<String>,
     /// Why the answer stopped (`end_turn`, `max_tokens`, `tool_use`, …).
     pub stop_reason: Option<String>,
+    /// What the profile's stages did, in order (experts skipped, sub-calls).
+    pub steps: Vec<TraceStep>,
+}
+
+/// One stage of a request's pipeline.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct TraceStep {
+    /// `fallback`, `answer`, …
+    pub stage: String,
+    /// The expert it used.
+    pub expert: String,
+    /// What happened.
+    pub outcome: String,
+    /// How long it took, in milliseconds.
+    pub ms: u64,
 }
 
 impl Trace {

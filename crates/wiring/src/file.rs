@@ -3,9 +3,10 @@
 //! A crash at any point leaves either the old or the new file.
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
+
+use moe_sovereign_keys::redact_keys;
 
 use crate::WiringError;
 use crate::json::Document;
@@ -100,6 +101,9 @@ pub fn replace_with_backup(
 }
 
 /// Saves `text` as `<name>.moe-backup-<UTC timestamp>` beside `path` (0600) and prunes old ones.
+/// A backup keeps the user's content, never one of our keys: each is replaced by
+/// [`moe_sovereign_keys::REDACTED_KEY`] (restoring a wired file wires it again with a live key),
+/// also in older backups still holding one.
 fn backup(path: &Path, text: &str) -> Result<PathBuf, WiringError> {
     let name = file_name(path);
     let stamp = timestamp();
@@ -109,9 +113,25 @@ fn backup(path: &Path, text: &str) -> Result<PathBuf, WiringError> {
         n += 1;
         target = path.with_file_name(format!("{name}.moe-backup-{stamp}-{n}"));
     }
-    write_atomic(&target, text.as_bytes(), 0o600)?;
+    write_atomic(&target, redact_keys(text).as_bytes(), 0o600)?;
     prune_backups(path);
+    scrub_backups(path);
     Ok(target)
+}
+
+/// Replaces our keys in every backup of `path` (see [`backup`]); how many backups changed.
+pub fn scrub_backups(path: &Path) -> usize {
+    backups(path)
+        .iter()
+        .filter(|backup| {
+            let Ok(Some(text)) = read(backup) else {
+                return false;
+            };
+            let scrubbed = redact_keys(&text);
+            matches!(scrubbed, std::borrow::Cow::Owned(_))
+                && write_atomic(backup, scrubbed.as_bytes(), 0o600).is_ok()
+        })
+        .count()
 }
 
 fn prune_backups(path: &Path) {
@@ -178,46 +198,7 @@ pub fn restore_backup(path: &Path, backup: &Path) -> Result<Option<PathBuf>, Wir
 /// Writes `bytes` to `path` through a temp file in the same folder: fsync, set `mode`, rename,
 /// fsync the folder. Creates missing folders.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), WiringError> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    fs::create_dir_all(dir).map_err(|e| WiringError::io(dir, e))?;
-    let mut temp = tempfile::Builder::new()
-        .prefix(&format!(".{}.", file_name(path)))
-        .suffix(".tmp")
-        .tempfile_in(dir)
-        .map_err(|e| WiringError::io(dir, e))?;
-    temp.write_all(bytes)
-        .and_then(|()| temp.as_file().sync_all())
-        .map_err(|e| WiringError::io(temp.path(), e))?;
-    set_mode(temp.path(), mode)?;
-    temp.persist(path)
-        .map_err(|e| WiringError::io(path, e.error))?;
-    sync_dir(dir);
-    Ok(())
-}
-
-#[cfg(unix)]
-fn set_mode(path: &Path, mode: u32) -> Result<(), WiringError> {
-    use std::os::unix::fs::PermissionsExt;
-    fs::set_permissions(path, fs::Permissions::from_mode(mode))
-        .map_err(|e| WiringError::io(path, e))
-}
-
-#[cfg(not(unix))]
-fn set_mode(_: &Path, _: u32) -> Result<(), WiringError> {
-    // Files under the user's profile are private to the user on Windows already.
-    Ok(())
-}
-
-fn sync_dir(dir: &Path) {
-    #[cfg(unix)]
-    if let Ok(d) = fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-    #[cfg(not(unix))]
-    let _ = dir;
+    moe_sovereign_files::write_atomic(path, bytes, mode).map_err(|e| WiringError::io(path, e))
 }
 
 fn file_name(path: &Path) -> String {

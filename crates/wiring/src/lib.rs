@@ -21,7 +21,7 @@ mod state;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-pub use file::{Update, backups, replace_with_backup, restore_backup, write_atomic};
+pub use file::{Update, backups, replace_with_backup, restore_backup, scrub_backups};
 pub use locate::{Env, Platform};
 pub use plan::Params;
 use state::{FileState, State};
@@ -316,6 +316,9 @@ impl Wiring {
             report.files.push((path.clone(), update));
         }
         if !dry_run {
+            for path in record.files.keys() {
+                file::scrub_backups(path);
+            }
             state.targets.remove(target.name());
             state.save(&self.home)?;
         }

@@ -399,14 +399,50 @@ async fn the_watcher_reapplies_reports_and_respects_unwire() {
         events,
     )
     .unwrap();
+    // The next event other than a finished pass.
     let next = |rx: &mut tokio::sync::broadcast::Receiver<watch::Event>| {
         let rx = rx.resubscribe();
         async move {
             let mut rx = rx;
-            tokio::time::timeout(Duration::from_secs(20), rx.recv()).await
+            tokio::time::timeout(Duration::from_secs(20), async {
+                loop {
+                    match rx.recv().await {
+                        Ok(watch::Event::Checked { .. }) => continue,
+                        other => return other,
+                    }
+                }
+            })
+            .await
         }
     };
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The end of a check that started after now (one is forced by touching wiring.json).
+    let settled = |rx: &mut tokio::sync::broadcast::Receiver<watch::Event>| {
+        let mut rx = rx.resubscribe();
+        let state = wiring.state_path();
+        async move {
+            let now = std::time::Instant::now();
+            let copy = state.with_extension("touch");
+            fs::copy(&state, &copy).unwrap();
+            fs::rename(&copy, &state).unwrap();
+            tokio::time::timeout(Duration::from_secs(20), async {
+                loop {
+                    if let Ok(watch::Event::Checked { started }) = rx.recv().await
+                        && started >= now
+                    {
+                        return;
+                    }
+                }
+            })
+            .await
+            .expect("the watcher did not check again");
+        }
+    };
+
+    // The first check (at start) has run.
+    match tokio::time::timeout(Duration::from_secs(20), rx.recv()).await {
+        Ok(Ok(watch::Event::Checked { .. })) => {}
+        other => panic!("{other:?}"),
+    }
 
     // Someone rewrites the file without our keys.
     let waiting = next(&mut rx);
@@ -420,17 +456,17 @@ async fn the_watcher_reapplies_reports_and_respects_unwire() {
         }
     );
     let now = read_json(&settings);
-    assert_eq!(now["theme"], "light");
+    assert_eq!(now["theme"], "light", "{now}");
     assert_eq!(now["env"]["ANTHROPIC_BASE_URL"], "http://127.0.0.1:8742");
 
-    // A broken file is reported and left alone.
+    // A broken file is reported and left alone, also by the next pass.
     let waiting = next(&mut rx);
     fs::write(&settings, "{\"theme\": ").unwrap();
     match waiting.await.expect("no event").unwrap() {
         watch::Event::Broken { file, line, .. } => assert_eq!((file, line), (settings.clone(), 1)),
         other => panic!("{other:?}"),
     }
-    tokio::time::sleep(watch::DEBOUNCE * 3).await;
+    settled(&mut rx).await;
     assert_eq!(fs::read_to_string(&settings).unwrap(), "{\"theme\": ");
 
     // After unwire, a rewrite stays as written.
@@ -444,9 +480,137 @@ async fn the_watcher_reapplies_reports_and_respects_unwire() {
     wiring.unwire(Target::ClaudeCode, false).unwrap();
     assert_eq!(read_json(&settings), json!({"theme": "dark"}));
     fs::write(&settings, "{\"theme\": \"blue\"}").unwrap();
-    tokio::time::sleep(watch::DEBOUNCE * 5).await;
+    settled(&mut rx).await;
     assert_eq!(
         fs::read_to_string(&settings).unwrap(),
         "{\"theme\": \"blue\"}"
     );
+}
+
+/// Backups keep the user's content but never one of our keys: not when a wired file is wired
+/// again with another key (its backup held the old key), and not in a backup left by an older
+/// version, once the target is unwired.
+#[test]
+fn no_backup_keeps_a_key_of_ours() {
+    let s = Scratch::new();
+    let wiring = s.wiring(Platform::MacOs);
+    let seed = s
+        .root
+        .join("home/me/Library/Application Support/Claude/claude_desktop_config.json");
+    write(&seed, "{\"mcpServers\": {\"mine\": {\"command\": \"x\"}}}");
+    let key = |n: u8| format!("moe-sk-{}", format!("{n:02x}").repeat(24));
+    let with_key = |n: u8| Params {
+        key: key(n),
+        ..s.params()
+    };
+    wiring
+        .wire(Target::ClaudeDesktop, &with_key(1), false)
+        .unwrap();
+    wiring
+        .wire(Target::ClaudeDesktop, &with_key(2), false)
+        .unwrap();
+    assert!(fs::read_to_string(&seed).unwrap().contains(&key(2)));
+    // A backup an older version wrote, key and all.
+    let legacy = seed.with_file_name("claude_desktop_config.json.moe-backup-20200101T000000.000Z");
+    write(
+        &legacy,
+        &format!(
+            "{{\"thirdPartyInference\": {{\"apiKey\": \"{}\"}}}}",
+            key(1)
+        ),
+    );
+    let backups = file::backups(&seed);
+    assert!(backups.len() >= 2, "{backups:?}");
+    let newest = fs::read_to_string(&backups[0]).unwrap();
+    assert!(
+        newest.contains(moe_sovereign_keys::REDACTED_KEY) && newest.contains("\"mine\""),
+        "{newest}"
+    );
+
+    wiring.unwire(Target::ClaudeDesktop, false).unwrap();
+    for backup in file::backups(&seed) {
+        let text = fs::read_to_string(&backup).unwrap();
+        assert!(
+            !text.contains(&key(1)) && !text.contains(&key(2)),
+            "{}: {text}",
+            backup.display()
+        );
+        serde_json::from_str::<Value>(&text).unwrap();
+    }
+}
+
+/// A program half-way through writing a wired file (truncated, not yet filled) when a check
+/// runs — the watcher's first check at start is not debounced — must not have its content
+/// clobbered: the file is left until it has been quiet, then re-applied with the content kept.
+#[test]
+fn a_file_being_written_is_left_until_it_is_quiet() {
+    use std::sync::Arc;
+
+    let s = Scratch::new();
+    let wiring = s.wiring(Platform::Linux);
+    let settings = s.root.join("home/me/.claude/settings.json");
+    write(&settings, "{\"theme\": \"dark\"}");
+    wiring.wire(Target::ClaudeCode, &s.params(), false).unwrap();
+    let params = s.params();
+    let params_for: watch::ParamsFor = Arc::new(move |_, _, _| Ok(params.clone()));
+    let (events, _rx) = tokio::sync::broadcast::channel(16);
+    let mut reported = std::collections::BTreeMap::new();
+
+    // Truncated just now by another program.
+    fs::write(&settings, "").unwrap();
+    assert!(
+        watch::check(&wiring, &params_for, &events, &mut reported),
+        "postponed"
+    );
+    assert_eq!(fs::read_to_string(&settings).unwrap(), "");
+
+    // Its write finished and settled: re-applied, the program's content kept.
+    fs::write(&settings, "{\"theme\": \"light\"}").unwrap();
+    let quiet = std::time::SystemTime::now() - watch::DEBOUNCE * 2;
+    fs::File::options()
+        .write(true)
+        .open(&settings)
+        .unwrap()
+        .set_modified(quiet)
+        .unwrap();
+    assert!(!watch::check(&wiring, &params_for, &events, &mut reported));
+    let now = read_json(&settings);
+    assert_eq!(now["theme"], "light", "{now}");
+    assert_eq!(now["env"]["ANTHROPIC_BASE_URL"], "http://127.0.0.1:8742");
+}
+
+/// A file changed just before a check (here: while the watcher did not yet count it as wired,
+/// so its event started no check of its own) is looked at again once quiet, not forgotten.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postponed_file_is_checked_again_without_another_event() {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    let s = Scratch::new();
+    let wiring = s.wiring(Platform::Linux);
+    let settings = s.root.join("home/me/.claude/settings.json");
+    write(&settings, "{\"theme\": \"dark\"}");
+    wiring.wire(Target::ClaudeCode, &s.params(), false).unwrap();
+    // Unwired by hand just now: the first check (at start) must leave it, then come back.
+    write(&settings, "{\"theme\": \"light\"}");
+    let params = s.params();
+    let (events, mut rx) = tokio::sync::broadcast::channel(16);
+    let _watcher = watch::spawn(
+        wiring.clone(),
+        Arc::new(move |_, _, _| Ok(params.clone())),
+        events,
+    )
+    .unwrap();
+    let reapplied = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            if let Ok(watch::Event::Reapplied { file, .. }) = rx.recv().await {
+                return file;
+            }
+        }
+    })
+    .await
+    .expect("the postponed file was never checked again");
+    assert_eq!(reapplied, settings);
+    let now = read_json(&settings);
+    assert_eq!(now["theme"], "light", "{now}");
 }

@@ -33,6 +33,9 @@ pub enum Event {
     },
     /// Re-applying failed.
     Failed { target: Target, message: String },
+    /// A check of every wired file, started at `started`, ended; what it did was sent before
+    /// this. Lets a caller wait for the watcher to have seen a change instead of sleeping.
+    Checked { started: std::time::Instant },
 }
 
 /// Builds the parameters for a wired target from its record (url, key id); `None` when that is
@@ -115,7 +118,9 @@ async fn run(
     mut watched: BTreeSet<PathBuf>,
 ) {
     let mut reported: BTreeMap<PathBuf, FileStatus> = BTreeMap::new();
-    reported = check_off_thread(&wiring, &params_for, &events, reported).await;
+    let mut pass = 1;
+    let mut postponed;
+    (reported, postponed) = check_off_thread(&wiring, &params_for, &events, reported, pass).await;
     refresh_watches(&wiring, &mut notify, &mut watched);
     // Claude's folders and our home see other writes all the time (logs, caches): only events
     // on `wiring.json` or a wired file start or extend the quiet period.
@@ -128,23 +133,40 @@ async fn run(
         paths
     };
     let mut relevant = relevant_paths(&wiring);
-    while let Some(path) = rx.recv().await {
-        if !relevant.contains(&path) {
-            continue;
-        }
-        tracing::debug!(path = %path.display(), "a wired file changed");
-        let mut deadline = tokio::time::Instant::now() + DEBOUNCE;
-        loop {
-            match tokio::time::timeout_at(deadline, rx.recv()).await {
-                Ok(Some(path)) if relevant.contains(&path) => {
-                    deadline = tokio::time::Instant::now() + DEBOUNCE;
-                }
-                Ok(Some(_)) => {}
+    loop {
+        // A check that left a file alone (changed just before it) looks again once it is quiet,
+        // whether or not another event comes.
+        let event = match postponed {
+            true => match tokio::time::timeout(DEBOUNCE, rx.recv()).await {
                 Ok(None) => return,
-                Err(_) => break,
+                Ok(Some(path)) => Some(path),
+                Err(_) => None,
+            },
+            false => match rx.recv().await {
+                None => return,
+                Some(path) => Some(path),
+            },
+        };
+        if let Some(path) = event {
+            if !relevant.contains(&path) {
+                continue;
+            }
+            tracing::debug!(path = %path.display(), "a wired file changed");
+            let mut deadline = tokio::time::Instant::now() + DEBOUNCE;
+            loop {
+                match tokio::time::timeout_at(deadline, rx.recv()).await {
+                    Ok(Some(path)) if relevant.contains(&path) => {
+                        deadline = tokio::time::Instant::now() + DEBOUNCE;
+                    }
+                    Ok(Some(_)) => {}
+                    Ok(None) => return,
+                    Err(_) => break,
+                }
             }
         }
-        reported = check_off_thread(&wiring, &params_for, &events, reported).await;
+        pass += 1;
+        (reported, postponed) =
+            check_off_thread(&wiring, &params_for, &events, reported, pass).await;
         refresh_watches(&wiring, &mut notify, &mut watched);
         relevant = relevant_paths(&wiring);
     }
@@ -157,23 +179,40 @@ async fn check_off_thread(
     params_for: &ParamsFor,
     events: &broadcast::Sender<Event>,
     mut reported: BTreeMap<PathBuf, FileStatus>,
-) -> BTreeMap<PathBuf, FileStatus> {
+    pass: u64,
+) -> (BTreeMap<PathBuf, FileStatus>, bool) {
     let (wiring, params_for, events) = (wiring.clone(), Arc::clone(params_for), events.clone());
     tokio::task::spawn_blocking(move || {
-        check(&wiring, &params_for, &events, &mut reported);
-        reported
+        let started = std::time::Instant::now();
+        tracing::debug!(pass, "wiring check started");
+        let postponed = check(&wiring, &params_for, &events, &mut reported);
+        tracing::debug!(pass, postponed, "wiring checked");
+        let _ = events.send(Event::Checked { started });
+        (reported, postponed)
     })
     .await
     .unwrap_or_default()
 }
 
-/// Checks every wired target once and re-applies where our keys are missing.
-fn check(
+/// Whether `file` was modified less than [`DEBOUNCE`] ago.
+fn changed_lately(file: &Path) -> bool {
+    std::fs::metadata(file)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|modified| modified.elapsed().ok())
+        .is_some_and(|age| age < DEBOUNCE)
+}
+
+/// Checks every wired target once and re-applies where our keys are missing — except in files
+/// changed within the quiet period (another program may be half-way through writing them);
+/// whether it left any such file for a later look.
+pub(crate) fn check(
     wiring: &Wiring,
     params_for: &ParamsFor,
     events: &broadcast::Sender<Event>,
     reported: &mut BTreeMap<PathBuf, FileStatus>,
-) {
+) -> bool {
+    let mut postponed = false;
     for target in Target::ALL {
         let Ok(Some((url, key_id))) = wiring.recorded(target) else {
             continue;
@@ -215,6 +254,12 @@ fn check(
                         });
                     }
                 }
+                FileStatus::Missing | FileStatus::Parsed { wired: false }
+                    if changed_lately(&file) =>
+                {
+                    tracing::debug!(%target, file = %file.display(), "changed just now; checked again once quiet");
+                    postponed = true;
+                }
                 FileStatus::Missing | FileStatus::Parsed { wired: false } => {
                     stale.push(file.clone())
                 }
@@ -243,4 +288,5 @@ fn check(
             }
         }
     }
+    postponed
 }

@@ -76,7 +76,13 @@ async fn answer(
     recorder.routed(route.profile.name(), route.expert.name());
     let streaming = request.stream.unwrap_or(false);
     let show_thinking = request.thinking.as_ref().is_some_and(|t| t.is_on());
-    let encoder = Encoder::new(random_id("msg_"), request.model.clone(), show_thinking);
+    let encoder = Encoder::new(
+        random_id("msg_"),
+        request.model.clone(),
+        show_thinking,
+        state.settings.signer.clone(),
+    );
+    recorder.follow_steps(encoder.step_log());
     tracing::debug!(
         key = %caller.key_id,
         profile = %route.profile,
@@ -112,6 +118,10 @@ async fn stream_response(
             Ok(Some(Err(error))) => error.into(),
             Ok(Some(Ok(ExpertEvent::Usage(usage)))) => {
                 encoder.usage(usage);
+                continue;
+            }
+            Ok(Some(Ok(step @ ExpertEvent::Step(_)))) => {
+                encoder.event(step, &mut Vec::new());
                 continue;
             }
             Ok(Some(Ok(event))) => {

@@ -5,21 +5,49 @@ pub mod health;
 pub mod messages;
 pub mod models;
 
+use std::time::Duration;
+
 use axum::body::Body;
 use axum::http::HeaderMap;
+use futures::StreamExt;
 use moe_sovereign_anthropic::MessagesRequest;
 use moe_sovereign_experts::ExpertRequest;
 
 use crate::GatewayError;
 
+/// Past the limit, up to this much more of a body is read and thrown away before the 413 goes
+/// out, within [`DRAIN_TIME`]: a client that writes its whole body before it reads (Python's
+/// `http.client`) then sees the 413 instead of a broken pipe. A bigger body is cut off.
+const DRAIN_BYTES: usize = 256 * 1024 * 1024;
+const DRAIN_TIME: Duration = Duration::from_secs(30);
+
 /// Reads a body up to `limit` bytes; more is a 413.
 pub async fn read_body(body: Body, limit: usize) -> Result<bytes::Bytes, GatewayError> {
-    axum::body::to_bytes(body, limit).await.map_err(|_| {
-        GatewayError::TooLarge(format!(
-            "request body exceeds the {} MiB limit",
-            limit / (1024 * 1024)
-        ))
-    })
+    let mut stream = body.into_data_stream();
+    let mut read = bytes::BytesMut::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| {
+            GatewayError::InvalidRequest(format!("reading the request body failed: {e}"))
+        })?;
+        if read.len() + chunk.len() > limit {
+            let drain = async {
+                let mut drained = 0;
+                while let Some(Ok(chunk)) = stream.next().await {
+                    drained += chunk.len();
+                    if drained > DRAIN_BYTES {
+                        break;
+                    }
+                }
+            };
+            let _ = tokio::time::timeout(DRAIN_TIME, drain).await;
+            return Err(GatewayError::TooLarge(format!(
+                "request body exceeds the {} MiB limit",
+                limit / (1024 * 1024)
+            )));
+        }
+        read.extend_from_slice(&chunk);
+    }
+    Ok(read.freeze())
 }
 
 /// The expert request for `body`, carrying the headers worth forwarding.

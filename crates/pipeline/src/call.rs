@@ -1,0 +1,136 @@
+//! One sub-call of a stage: a small request built for an expert, its stream folded into a
+//! [`Reply`] (text, a forced tool call's input, tokens, time).
+
+use std::time::Instant;
+
+use futures::StreamExt;
+use moe_sovereign_anthropic::{
+    ContentBlock, InputMessage, MessageContent, MessagesRequest, Role, StopReason, System,
+    Thinking, Tool, ToolChoice,
+};
+use moe_sovereign_experts::{Expert, ExpertError, ExpertEvent, ExpertRequest};
+use serde_json::{Map, Value};
+
+/// What a sub-call produced.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Reply {
+    /// Its text.
+    pub text: String,
+    /// The input of the tool it was made to call, when it called one.
+    pub tool_input: Option<Value>,
+    /// Prompt tokens.
+    pub input_tokens: u64,
+    /// Generated tokens.
+    pub output_tokens: u64,
+    /// Wall time, in milliseconds.
+    pub ms: u64,
+    /// Why it stopped (`None`: the stream ended without saying).
+    pub stop: Option<StopReason>,
+}
+
+/// A sub-request: `system`, one user turn `user`, at most `max_tokens`, at `temperature`;
+/// `model` is the client's model id (experts without a model of their own forward it).
+pub fn request(
+    model: &str,
+    system: &str,
+    user: String,
+    max_tokens: u64,
+    temperature: f64,
+) -> ExpertRequest {
+    ExpertRequest {
+        body: MessagesRequest {
+            model: model.to_owned(),
+            messages: vec![InputMessage {
+                role: Role::User,
+                content: MessageContent::Text(user),
+                extra: Map::new(),
+            }],
+            system: Some(System::Text(system.to_owned())),
+            max_tokens: Some(max_tokens),
+            tools: None,
+            tool_choice: None,
+            thinking: Some(Thinking::Disabled { extra: Map::new() }),
+            stream: Some(true),
+            temperature: Some(temperature),
+            top_p: None,
+            top_k: None,
+            stop_sequences: None,
+            metadata: None,
+            extra: Map::new(),
+        },
+        anthropic_version: None,
+        anthropic_beta: None,
+        session: None,
+    }
+}
+
+/// `request` made to answer by calling tool `name` with input matching `schema` (local
+/// experts decode under the schema; remote ones are checked by the caller).
+pub fn forced_tool(
+    mut request: ExpertRequest,
+    name: &str,
+    about: &str,
+    schema: Value,
+) -> ExpertRequest {
+    request.body.tools = Some(vec![Tool {
+        name: name.to_owned(),
+        description: Some(about.to_owned()),
+        input_schema: Some(schema),
+        extra: Map::new(),
+    }]);
+    request.body.tool_choice = Some(ToolChoice::Tool {
+        name: name.to_owned(),
+        extra: Map::new(),
+    });
+    request
+}
+
+/// Runs `request` on `expert` to its end.
+pub async fn run(expert: &dyn Expert, request: ExpertRequest) -> Result<Reply, ExpertError> {
+    let start = Instant::now();
+    let mut stream = expert.stream(request).await?;
+    let mut reply = Reply::default();
+    let mut tool_json: Option<String> = None;
+    while let Some(event) = stream.next().await {
+        match event? {
+            ExpertEvent::Text(text) => reply.text.push_str(&text),
+            ExpertEvent::ToolUseStart { .. } => tool_json = Some(String::new()),
+            ExpertEvent::ToolInputDelta(json) => {
+                if let Some(all) = tool_json.as_mut() {
+                    all.push_str(&json);
+                }
+            }
+            ExpertEvent::Usage(usage) => {
+                reply.input_tokens = usage.input_tokens.unwrap_or(reply.input_tokens);
+                reply.output_tokens = usage.output_tokens.unwrap_or(reply.output_tokens);
+            }
+            ExpertEvent::Stop { reason, .. } => {
+                reply.stop = Some(reason);
+                break;
+            }
+            _ => {}
+        }
+    }
+    reply.tool_input = tool_json.map(|json| {
+        serde_json::from_str(if json.trim().is_empty() { "{}" } else { &json })
+            .unwrap_or(Value::String(json))
+    });
+    reply.ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
+    Ok(reply)
+}
+
+/// The text of a user turn as a person wrote it (tool results and images left out).
+pub fn user_text(message: &InputMessage) -> String {
+    match &message.content {
+        MessageContent::Text(text) => text.clone(),
+        MessageContent::Blocks(blocks) => blocks
+            .iter()
+            .filter_map(|block| match block {
+                ContentBlock::Text { text, .. } => Some(text.as_str()),
+                _ => None,
+            })
+            .filter(|text| !text.trim_start().starts_with("<system-reminder>"))
+            .collect::<Vec<_>>()
+            .join("\n\n"),
+    }
+}

@@ -1,0 +1,22 @@
+//! The routing profiles as stages over the [`Expert`](moe_sovereign_experts::Expert) trait.
+//! Each stage is itself an expert, so the gateway still sees one expert stream per request and
+//! JSON, SSE, cancellation, traces and `count_tokens` work unchanged. What a stage did goes into
+//! the request's trace as [`Step`](moe_sovereign_experts::Step) events, never to the client.
+//!
+//! - [`fallback`]: a profile's experts in order; the next answers when one cannot, before the
+//!   first byte of the answer;
+//! - [`reasoning`]: `moe_reasoning` — reasoning streamed as thinking within its budget, then
+//!   the answer;
+//! - [`orchestrated`]: `moe_orchestrated` — planner, experts in parallel, merger, judge;
+//! - [`call`]: one sub-call of a stage, folded into a reply.
+
+pub mod call;
+pub mod fallback;
+pub mod orchestrated;
+pub mod reasoning;
+#[cfg(test)]
+mod testing;
+
+pub use fallback::Fallback;
+pub use orchestrated::{Member, Orchestrated};
+pub use reasoning::Reasoning;
