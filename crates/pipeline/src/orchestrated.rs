@@ -1,8 +1,8 @@
-//! `moe_orchestrated`: a planner splits the user's task into at most four sub-tasks; experts
+//! `moe_orchestrated`: a planner splits the user's task into at most four questions; experts
 //! answer them in parallel; a merger writes one answer from theirs; a judge scores it and may
-//! ask for one re-plan — all under one deadline. Then the answer: the merged text, or, for a
-//! request that carries tools (Claude Code), the profile's tool-capable expert answers the
-//! request as sent with the merged findings added to the task's turn, tool calls included.
+//! ask for one re-plan — all under one deadline. Then the answer, streamed: the profile's
+//! tool-capable expert answers the request as sent (system prompt, tools, tool calls and all)
+//! with the merged findings added to the task's turn.
 //!
 //! Sub-calls get the task and a little context, never the client's system prompt or tool
 //! catalogue, so small-context local models can plan, answer and judge. The plan and the
@@ -20,11 +20,9 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
-use moe_sovereign_anthropic::StopReason;
 use moe_sovereign_anthropic::{ContentBlock, MessageContent, MessagesRequest, Role, Thinking};
 use moe_sovereign_experts::{
-    Expert, ExpertError, ExpertEvent, ExpertRequest, ExpertStream, Step, UsageUpdate, Yielder,
-    generator,
+    Expert, ExpertError, ExpertEvent, ExpertRequest, ExpertStream, Step, Yielder, generator,
 };
 use serde_json::{Value, json};
 
@@ -46,10 +44,10 @@ const CONTEXT_CHARS: usize = 1500;
 /// Findings kept for the tool-loop turns that follow a task (per session and task).
 const FINDINGS_KEPT: usize = 32;
 
-const PLANNER: &str = "You plan work for a team of experts. Split the user's task into 1 to 4 self-contained sub-tasks that together answer it; give each the category of expert best suited. A simple task is one sub-task. Call the tool `plan` with the sub-tasks.";
-const EXPERT: &str = "You are an expert on a team. Answer your sub-task accurately and concisely; say when you are unsure.";
-const MERGER: &str = "You combine the answers of several experts into one answer to the user's task. Keep what is correct, resolve disagreements, drop repetition. Write only the final answer.";
-const JUDGE: &str = "You review an answer to a user's task. Score it from 1 (useless) to 10 (complete and correct), name what is missing, and say whether the task should be planned again. Call the tool `verdict`.";
+const PLANNER: &str = "Split the task into 1 to 4 self-contained questions that together answer it, each with the category that fits it best. A simple task is one question: the task itself. Call the tool `plan`.";
+const EXPERT: &str = "Answer the question accurately and concisely. If you are unsure, say so.";
+const MERGER: &str = "Combine the answers below into one accurate, concise answer to the question. Keep what is correct, resolve disagreements, leave out repetition. Write only the answer.";
+const JUDGE: &str = "Review the answer to the question. Score it from 1 (useless) to 10 (complete and correct), say what is missing, and whether the question should be worked on again. Call the tool `verdict`.";
 
 /// An expert the planner can assign sub-tasks to, by its tags.
 #[derive(Clone)]
@@ -311,6 +309,10 @@ fn tokens(reply: &Reply) -> String {
     )
 }
 
+fn ms_since(start: Instant) -> u64 {
+    u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
 fn secs(ms: u64) -> String {
     format!("{:.1} s", ms as f64 / 1000.0)
 }
@@ -416,10 +418,7 @@ impl Inner {
             if !context.is_empty() {
                 user.push_str(&format!("Context (the previous answer):\n{context}\n\n"));
             }
-            user.push_str(&format!(
-                "Your sub-task ({}):\n{}",
-                task.category, task.task
-            ));
+            user.push_str(&task.task);
             let request = call::request(model, EXPERT, user, EXPERT_TOKENS, temperature);
             running.push(async move {
                 let reply = run_by(&*expert, request, deadline).await;
@@ -471,25 +470,24 @@ impl Inner {
     async fn merge(
         &self,
         model: &str,
-        max_tokens: u64,
         task: &str,
         answers: &[(Task, String)],
         deadline: Instant,
         progress: &Progress<'_>,
     ) -> Result<Reply, String> {
-        let mut user = format!("The user's task:\n{task}\n\nThe experts' answers:\n");
+        let mut user = format!("Question:\n{task}\n\nAnswers:\n");
         for (n, (sub, answer)) in answers.iter().enumerate() {
-            user.push_str(&format!(
-                "\n[{}] sub-task ({}): {}\n{}\n",
-                n + 1,
-                sub.category,
-                sub.task,
-                answer.trim()
-            ));
+            if sub.task.trim() == task.trim() {
+                user.push_str(&format!("\n{}.\n", n + 1));
+            } else {
+                user.push_str(&format!("\n{}. On \"{}\":\n", n + 1, sub.task));
+            }
+            user.push_str(answer.trim());
+            user.push('\n');
         }
         let reply = run_by(
             &*self.lead,
-            call::request(model, MERGER, user, max_tokens.min(MERGE_TOKENS), 0.2),
+            call::request(model, MERGER, user, MERGE_TOKENS, 0.2),
             deadline,
         )
         .await?;
@@ -510,7 +508,7 @@ impl Inner {
         deadline: Instant,
         progress: &Progress<'_>,
     ) -> Option<Verdict> {
-        let user = format!("The user's task:\n{task}\n\nThe answer:\n{answer}");
+        let user = format!("Question:\n{task}\n\nAnswer:\n{answer}");
         let request = call::forced_tool(
             call::request(model, JUDGE, user, 200, 0.0),
             "verdict",
@@ -538,7 +536,6 @@ impl Inner {
     async fn orchestrate(
         &self,
         model: &str,
-        max_tokens: u64,
         task: &str,
         context: &str,
         progress: &mut Progress<'_>,
@@ -598,10 +595,7 @@ impl Inner {
             {
                 return None;
             }
-            let merged = match self
-                .merge(model, max_tokens, task, &answers, deadline, progress)
-                .await
-            {
+            let merged = match self.merge(model, task, &answers, deadline, progress).await {
                 Ok(merged) => merged,
                 Err(why) if round == 0 => return Some(Err(why)),
                 Err(_) => break,
@@ -647,7 +641,7 @@ fn with_findings(request: &ExpertRequest, index: usize, findings: &str) -> Exper
     if let Some(message) = request.body.messages.get_mut(index) {
         let mut blocks = message.content.blocks();
         blocks.push(ContentBlock::text(format!(
-            "<orchestrated-findings>\n{}\n</orchestrated-findings>\nA team of experts prepared the findings above for this request; use them.",
+            "<orchestrated-findings>\n{}\n</orchestrated-findings>\nNotes prepared for this request from several drafts and a review; use what is right in them.",
             findings.trim()
         )));
         message.content = MessageContent::Blocks(blocks);
@@ -667,16 +661,6 @@ async fn relay(mut stream: ExpertStream, out: &Yielder<Result<ExpertEvent, Exper
             return;
         }
     }
-}
-
-/// Sends `text` as the answer, in pieces.
-async fn send_text(text: &str, out: &Yielder<Result<ExpertEvent, ExpertError>>) -> bool {
-    for piece in text.split_inclusive('\n') {
-        if !out.send(Ok(ExpertEvent::Text(piece.to_owned()))).await {
-            return false;
-        }
-    }
-    true
 }
 
 impl Expert for Orchestrated {
@@ -713,8 +697,6 @@ impl Expert for Orchestrated {
             }
             let show = body.thinking.as_ref().is_some_and(Thinking::is_on);
             let model = body.model.clone();
-            // The merged answer is the client's answer: it keeps to the client's max_tokens.
-            let max_tokens = body.max_tokens.unwrap_or(MERGE_TOKENS);
             let context = context_before(body, index);
             Ok(generator(move |out| async move {
                 let started = Instant::now();
@@ -724,7 +706,7 @@ impl Expert for Orchestrated {
                     open: false,
                 };
                 let Some(result) = this
-                    .orchestrate(&model, max_tokens, &task, &context, &mut progress)
+                    .orchestrate(&model, &task, &context, &mut progress)
                     .await
                 else {
                     return;
@@ -751,61 +733,31 @@ impl Expert for Orchestrated {
                 if !progress.say("Answering.".into()).await || !progress.close().await {
                     return;
                 }
+                // The answer: the request as sent (system prompt, tools), the findings added to
+                // the task's turn, from the tool-capable expert — streamed as it writes.
                 let answer_start = Instant::now();
-                if has_tools {
-                    let request = with_findings(&request, index, &merged.text);
-                    match this.answerer.stream(request).await {
-                        Ok(stream) => {
-                            progress
-                                .step(
-                                    "answer",
-                                    this.answerer.name(),
-                                    "with the findings".into(),
-                                    0,
-                                )
-                                .await;
+                match this
+                    .answerer
+                    .stream(with_findings(&request, index, &merged.text))
+                    .await
+                {
+                    Ok(stream) => {
+                        let outcome = format!(
+                            "with the findings, {} after the request",
+                            secs(ms_since(started))
+                        );
+                        let step = ms_since(answer_start);
+                        if progress
+                            .step("answer", this.answerer.name(), outcome, step)
+                            .await
+                        {
                             relay(stream, &out).await;
                         }
-                        Err(error) => {
-                            out.send(Err(error)).await;
-                        }
                     }
-                    return;
-                }
-                // The merged answer is the answer. Input: the request as the answerer counts it.
-                let input = this.answerer.count_tokens(request).await.ok();
-                let usage = UsageUpdate {
-                    input_tokens: input,
-                    output_tokens: Some(merged.output_tokens),
-                    ..UsageUpdate::default()
-                };
-                if !out.send(Ok(ExpertEvent::Usage(usage))).await
-                    || !send_text(&merged.text, &out).await
-                {
-                    return;
-                }
-                progress
-                    .step(
-                        "answer",
-                        this.lead.name(),
-                        format!(
-                            "merged answer after {}",
-                            secs(u64::try_from(started.elapsed().as_millis()).unwrap_or(0))
-                        ),
-                        u64::try_from(answer_start.elapsed().as_millis()).unwrap_or(0),
-                    )
-                    .await;
-                let reason = match merged.stop {
-                    Some(StopReason::MaxTokens) if merged.output_tokens >= max_tokens => {
-                        StopReason::MaxTokens
+                    Err(error) => {
+                        out.send(Err(error)).await;
                     }
-                    _ => StopReason::EndTurn,
-                };
-                out.send(Ok(ExpertEvent::Stop {
-                    reason,
-                    stop_sequence: None,
-                }))
-                .await;
+                }
             })
             .boxed())
         })
@@ -828,6 +780,7 @@ impl Expert for Orchestrated {
 mod tests {
     use super::*;
     use crate::testing::{Ruled, drain, reply, request, tool_call};
+    use moe_sovereign_experts::UsageUpdate;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     fn system(body: &MessagesRequest) -> String {
@@ -966,7 +919,7 @@ mod tests {
                 .unwrap_or_else(|| panic!("{line:?} missing or out of order in:\n{t}"));
             at += found;
         }
-        assert_eq!(seen.text, "merged 2 answers");
+        assert_eq!(seen.text, "final from the tool expert");
         assert!(seen.thinking_closed_before_text);
         assert_eq!(
             seen.steps,
@@ -976,18 +929,26 @@ mod tests {
                 "expert:lead",
                 "merge:lead",
                 "judge:lead",
-                "answer:lead"
+                "answer:tools"
             ]
         );
-        // Usage: the request as the answerer counts it, the merged answer's output.
-        assert_eq!(seen.usage.last().unwrap().input_tokens, Some(11));
-        assert_eq!(seen.usage.last().unwrap().output_tokens, Some(6));
+        // The answer is the answerer's, with the merged findings in the task's turn.
+        let answered = &answerer.requests()[0];
+        assert_eq!(
+            answered.system.as_ref().unwrap().text(),
+            "A 22k-token client system prompt"
+        );
+        let turn = last_text(answered);
+        assert!(
+            turn.starts_with("compare A and B") && turn.contains("merged 2 answers"),
+            "{turn}"
+        );
+        assert_eq!(seen.usage.last().unwrap().output_tokens, Some(7));
         // Sub-calls never carry the client's system prompt or tools.
         for body in lead.requests() {
             assert!(!system(&body).contains("22k-token"), "{body:?}");
             assert!(body.tools.as_ref().is_none_or(|t| t.len() == 1));
         }
-        assert!(answerer.requests().is_empty());
     }
 
     #[tokio::test]
@@ -995,7 +956,7 @@ mod tests {
         let (lead, answerer) = (lead(two_tasks(), vec![good()]), answerer());
         let seen = run(&stage(&lead, &answerer), ask("compare A and B", false)).await;
         assert_eq!(seen.thinking, "");
-        assert_eq!(seen.text, "merged 2 answers");
+        assert_eq!(seen.text, "final from the tool expert");
         assert_eq!(seen.steps.len(), 6);
     }
 
@@ -1041,7 +1002,7 @@ mod tests {
         assert_eq!(plans.len(), 2, "one re-plan at most");
         assert!(plans[1].contains("the cost of B"), "{}", plans[1]);
         assert!(seen.thinking.contains("Planning again…"));
-        assert_eq!(seen.text, "merged 2 answers");
+        assert_eq!(seen.text, "final from the tool expert");
     }
 
     #[tokio::test]
@@ -1088,7 +1049,7 @@ mod tests {
             {"role": "system", "content": "Available agent types"}
         ]);
         let seen = run(&stage(&lead, &answerer), body).await;
-        assert_eq!(seen.text, "merged 2 answers");
+        assert_eq!(seen.text, "final from the tool expert");
         let plan = lead
             .requests()
             .into_iter()
@@ -1144,7 +1105,7 @@ mod tests {
             .collect();
         assert_eq!(temperatures.len(), 2, "{temperatures:?}");
         assert_ne!(temperatures[0], temperatures[1]);
-        assert_eq!(seen.text, "merged 2 answers");
+        assert_eq!(seen.text, "final from the tool expert");
     }
 
     fn stage_of(lead: &Arc<Ruled>) -> Orchestrated {
