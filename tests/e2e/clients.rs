@@ -79,6 +79,30 @@ pub fn claude_code(gateway: &Gateway, cwd: &std::path::Path, args: &[&str]) -> s
     })
 }
 
+/// `claude -p` asked to read a file through its Read tool (the fake upstreams call it): the
+/// tool's result must come back in the answer.
+pub fn claude_code_reads_a_file(gateway: &Gateway) {
+    let work = tempfile::tempdir().unwrap();
+    let secret = work.path().join("secret.txt");
+    std::fs::write(&secret, "the secret word is banana\n").unwrap();
+    let prompt = format!(
+        "Please read the file {} and tell me the secret word",
+        secret.display()
+    );
+    let result = claude_code(
+        gateway,
+        work.path(),
+        &["-p", &prompt, "--allowedTools", "Read"],
+    );
+    assert_eq!(result["is_error"], false, "{result}");
+    let text = result["result"].as_str().unwrap();
+    assert!(
+        text.starts_with("The file says:") && text.contains("the secret word is banana"),
+        "the Read tool result did not come back through the gateway: {result}\n{}",
+        gateway.log()
+    );
+}
+
 fn billing_block_never_reached(upstream: &FakeUpstream) {
     for request in upstream.requests() {
         let body = request.body.to_string();
@@ -102,23 +126,7 @@ fn claude_code_round_trips(flavor: Flavor) {
         "{result}"
     );
 
-    let secret = work.path().join("secret.txt");
-    std::fs::write(&secret, "the secret word is banana\n").unwrap();
-    let prompt = format!(
-        "Please read the file {} and tell me the secret word",
-        secret.display()
-    );
-    let result = claude_code(
-        &gateway,
-        work.path(),
-        &["-p", &prompt, "--allowedTools", "Read"],
-    );
-    assert_eq!(result["is_error"], false, "{result}");
-    let text = result["result"].as_str().unwrap();
-    assert!(
-        text.starts_with("The file says:") && text.contains("the secret word is banana"),
-        "the Read tool result did not come back through the gateway: {result}"
-    );
+    claude_code_reads_a_file(&gateway);
     // Three model calls: pong, the tool call, the answer after the tool result.
     let calls = upstream
         .requests()

@@ -188,15 +188,7 @@ async fn only_a_session_opens_the_dashboard() {
     );
     assert_eq!(exchange().await.unwrap().status(), 401);
     let session = cookie.split(';').next().unwrap().to_owned();
-    let keys: Value = client
-        .get(url("/api/keys"))
-        .header("cookie", &session)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let keys = gateway.admin_get(&session, "/api/keys").await;
     assert!(
         !keys.to_string().contains("moe-sk-"),
         "a key value in /api/keys: {keys}"

@@ -88,15 +88,7 @@ async fn a_profile_falls_back_to_its_next_expert_and_the_trace_shows_it() {
     assert_eq!(live.requests().len(), 1);
 
     let session = gateway.admin_session().await;
-    let traces: Value = reqwest::Client::new()
-        .get(format!("{}/api/requests", gateway.url))
-        .header("cookie", &session)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let traces = gateway.admin_get(&session, "/api/requests").await;
     let trace = traces["data"]
         .as_array()
         .unwrap()
@@ -323,15 +315,7 @@ async fn moe_orchestrated_shows_every_stage_on_the_real_local_model() {
     assert!(!text.trim().is_empty(), "no answer:\n{sse}");
 
     let session = gateway.admin_session().await;
-    let traces: Value = reqwest::Client::new()
-        .get(format!("{}/api/requests", gateway.url))
-        .header("cookie", &session)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let traces = gateway.admin_get(&session, "/api/requests").await;
     let trace = &traces["data"][0];
     let stages: Vec<&str> = trace["steps"]
         .as_array()
@@ -363,25 +347,7 @@ fn claude_code_takes_a_tool_turn_on_moe_orchestrated() {
     );
     let (home, key) = smollm2_home(&extra, "moe_orchestrated");
     let gateway = Gateway::start_in(home, key, &[("FAKE_UPSTREAM_KEY", UPSTREAM_KEY)]);
-    let work = tempfile::tempdir().unwrap();
-    let secret = work.path().join("secret.txt");
-    std::fs::write(&secret, "the secret word is banana\n").unwrap();
-    let prompt = format!(
-        "Please read the file {} and tell me the secret word",
-        secret.display()
-    );
-    let result = crate::clients::claude_code(
-        &gateway,
-        work.path(),
-        &["-p", &prompt, "--allowedTools", "Read"],
-    );
-    assert_eq!(result["is_error"], false, "{result}");
-    let text = result["result"].as_str().unwrap();
-    assert!(
-        text.starts_with("The file says:") && text.contains("the secret word is banana"),
-        "{result}\n{}",
-        gateway.log()
-    );
+    crate::clients::claude_code_reads_a_file(&gateway);
     // The tool expert saw Claude Code's own system prompt and tools, and the findings.
     let calls: Vec<_> = tools
         .requests()

@@ -135,6 +135,20 @@ impl Gateway {
         cookie.split(';').next().unwrap().to_owned()
     }
 
+    /// `GET path` of the dashboard's API as a signed-in user (`session` from
+    /// [`Gateway::admin_session`]), as JSON.
+    pub async fn admin_get(&self, session: &str, path: &str) -> serde_json::Value {
+        reqwest::Client::new()
+            .get(format!("{}{path}", self.url))
+            .header("cookie", session)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.as_ref().map(Child::id).unwrap()
     }

@@ -380,25 +380,42 @@ proptest! {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_watcher_reapplies_reports_and_respects_unwire() {
-    use std::sync::Arc;
-    use std::time::Duration;
-
+/// Claude Code's settings (`{"theme": "dark"}`) wired in a scratch home: the scratch, the
+/// wiring and the file.
+fn wired_claude_code() -> (Scratch, Wiring, PathBuf) {
     let s = Scratch::new();
     let wiring = s.wiring(Platform::Linux);
     let settings = s.root.join("home/me/.claude/settings.json");
     write(&settings, "{\"theme\": \"dark\"}");
     wiring.wire(Target::ClaudeCode, &s.params(), false).unwrap();
+    (s, wiring, settings)
+}
 
+/// A watcher over `wiring` with `s`'s parameters, and its events.
+fn watching(
+    s: &Scratch,
+    wiring: &Wiring,
+) -> (
+    watch::Watcher,
+    tokio::sync::broadcast::Receiver<watch::Event>,
+) {
     let params = s.params();
-    let (events, mut rx) = tokio::sync::broadcast::channel(16);
-    let _watcher = watch::spawn(
+    let (events, rx) = tokio::sync::broadcast::channel(16);
+    let watcher = watch::spawn(
         wiring.clone(),
-        Arc::new(move |_, _, _| Ok(params.clone())),
+        std::sync::Arc::new(move |_, _, _| Ok(params.clone())),
         events,
     )
     .unwrap();
+    (watcher, rx)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_watcher_reapplies_reports_and_respects_unwire() {
+    use std::time::Duration;
+
+    let (s, wiring, settings) = wired_claude_code();
+    let (_watcher, mut rx) = watching(&s, &wiring);
     // The next event other than a finished pass.
     let next = |rx: &mut tokio::sync::broadcast::Receiver<watch::Event>| {
         let rx = rx.resubscribe();
@@ -544,15 +561,9 @@ fn no_backup_keeps_a_key_of_ours() {
 /// clobbered: the file is left until it has been quiet, then re-applied with the content kept.
 #[test]
 fn a_file_being_written_is_left_until_it_is_quiet() {
-    use std::sync::Arc;
-
-    let s = Scratch::new();
-    let wiring = s.wiring(Platform::Linux);
-    let settings = s.root.join("home/me/.claude/settings.json");
-    write(&settings, "{\"theme\": \"dark\"}");
-    wiring.wire(Target::ClaudeCode, &s.params(), false).unwrap();
+    let (s, wiring, settings) = wired_claude_code();
     let params = s.params();
-    let params_for: watch::ParamsFor = Arc::new(move |_, _, _| Ok(params.clone()));
+    let params_for: watch::ParamsFor = std::sync::Arc::new(move |_, _, _| Ok(params.clone()));
     let (events, _rx) = tokio::sync::broadcast::channel(16);
     let mut reported = std::collections::BTreeMap::new();
 
@@ -583,24 +594,12 @@ fn a_file_being_written_is_left_until_it_is_quiet() {
 /// so its event started no check of its own) is looked at again once quiet, not forgotten.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_postponed_file_is_checked_again_without_another_event() {
-    use std::sync::Arc;
     use std::time::Duration;
 
-    let s = Scratch::new();
-    let wiring = s.wiring(Platform::Linux);
-    let settings = s.root.join("home/me/.claude/settings.json");
-    write(&settings, "{\"theme\": \"dark\"}");
-    wiring.wire(Target::ClaudeCode, &s.params(), false).unwrap();
+    let (s, wiring, settings) = wired_claude_code();
     // Unwired by hand just now: the first check (at start) must leave it, then come back.
     write(&settings, "{\"theme\": \"light\"}");
-    let params = s.params();
-    let (events, mut rx) = tokio::sync::broadcast::channel(16);
-    let _watcher = watch::spawn(
-        wiring.clone(),
-        Arc::new(move |_, _, _| Ok(params.clone())),
-        events,
-    )
-    .unwrap();
+    let (_watcher, mut rx) = watching(&s, &wiring);
     let reapplied = tokio::time::timeout(Duration::from_secs(20), async {
         loop {
             if let Ok(watch::Event::Reapplied { file, .. }) = rx.recv().await {
