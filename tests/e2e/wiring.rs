@@ -535,6 +535,11 @@ fn doctor_reports_each_check_and_fails_on_a_broken_file() {
     assert_eq!(status("keychain"), "ok");
     assert_eq!(status("claude-code"), "ok");
     assert_eq!(status("claude-desktop"), "info");
+    assert_eq!(
+        status("web search"),
+        "ok",
+        "off unless configured: {checks:#}"
+    );
     assert!(!String::from_utf8_lossy(&out.stdout).contains(&gateway.key));
 
     write(&user.path().join(".claude/settings.json"), "{\"env\": [}");

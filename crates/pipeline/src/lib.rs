@@ -8,12 +8,14 @@
 //! - [`reasoning`]: `moe_reasoning` — reasoning streamed as thinking within its budget, then
 //!   the answer;
 //! - [`orchestrated`]: `moe_orchestrated` — planner, experts in parallel, merger, judge;
-//! - [`call`]: one sub-call of a stage, folded into a reply.
+//! - [`call`]: one sub-call of a stage, folded into a reply;
+//! - [`search`]: web search through a SearXNG instance (off unless configured).
 
 pub mod call;
 pub mod fallback;
 pub mod orchestrated;
 pub mod reasoning;
+pub mod search;
 #[cfg(test)]
 mod testing;
 

@@ -27,6 +27,7 @@ use moe_sovereign_experts::{
 use serde_json::{Value, json};
 
 use crate::call::{self, Reply};
+use crate::search::WebSearch;
 
 /// How long one orchestrated request may take before it answers with what it has.
 pub const DEADLINE: Duration = Duration::from_secs(300);
@@ -68,6 +69,7 @@ struct Inner {
     answerer: Arc<dyn Expert>,
     deadline: Duration,
     findings: Mutex<HashMap<u64, (Instant, String)>>,
+    search: Option<WebSearch>,
 }
 
 impl Orchestrated {
@@ -88,13 +90,25 @@ impl Orchestrated {
             answerer,
             deadline,
             findings: Mutex::default(),
+            search: None,
         }))
+    }
+
+    /// The same with web search for research tasks (`[search] searxng_url`).
+    pub fn with_search(mut self, search: Option<WebSearch>) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.0) {
+            inner.search = search;
+        }
+        self
     }
 }
 
 impl Inner {
     fn categories(&self) -> Vec<String> {
         let mut categories = vec!["general".to_owned()];
+        if self.search.is_some() {
+            categories.push("research".to_owned());
+        }
         for tag in self.members.iter().flat_map(|m| &m.tags) {
             if tag != "reasoning" && !categories.contains(tag) {
                 categories.push(tag.clone());
@@ -136,6 +150,8 @@ pub struct Task {
     pub task: String,
     /// Which kind of expert.
     pub category: String,
+    /// What to search the web for first (only when web search is on).
+    pub search_query: Option<String>,
 }
 
 /// Where in the request the user's task is: the last user turn with text a person wrote.
@@ -169,18 +185,22 @@ fn key_of(session: Option<&str>, task: &str) -> u64 {
     hasher.finish()
 }
 
-fn plan_schema(categories: &[String]) -> Value {
+fn plan_schema(categories: &[String], search: bool) -> Value {
+    let mut item = json!({
+        "type": "object",
+        "properties": {
+            "task": {"type": "string"},
+            "category": {"type": "string", "enum": categories}
+        },
+        "required": ["task", "category"],
+        "additionalProperties": false
+    });
+    if search {
+        item["properties"]["search_query"] = json!({"type": "string"});
+    }
     json!({
         "type": "object",
-        "properties": {"tasks": {"type": "array", "minItems": 1, "maxItems": MAX_TASKS, "items": {
-            "type": "object",
-            "properties": {
-                "task": {"type": "string"},
-                "category": {"type": "string", "enum": categories}
-            },
-            "required": ["task", "category"],
-            "additionalProperties": false
-        }}},
+        "properties": {"tasks": {"type": "array", "minItems": 1, "maxItems": MAX_TASKS, "items": item}},
         "required": ["tasks"],
         "additionalProperties": false
     })
@@ -222,9 +242,16 @@ pub fn parse_plan(input: Option<&Value>, categories: &[String]) -> Result<Vec<Ta
                 .and_then(Value::as_str)
                 .filter(|c| categories.iter().any(|k| k == c))
                 .unwrap_or("general");
+            let search_query = t
+                .get("search_query")
+                .and_then(Value::as_str)
+                .map(str::trim)
+                .filter(|q| !q.is_empty())
+                .map(|q| q.chars().take(300).collect());
             Ok(Task {
                 task: task.chars().take(2000).collect(),
                 category: category.to_owned(),
+                search_query,
             })
         })
         .collect()
@@ -350,6 +377,11 @@ impl Inner {
             "Task:\n{task}\n\nCategories: {}",
             categories.join(", ")
         ));
+        if self.search.is_some() {
+            user.push_str(
+                "\nGive a question that needs current facts from the web a search_query.",
+            );
+        }
         if let Some(feedback) = feedback {
             user.push_str(&format!(
                 "\n\nA first attempt fell short: {feedback}\nPlan again to cover it."
@@ -365,7 +397,7 @@ impl Inner {
                 call::request(model, PLANNER, prompt, 512, 0.0),
                 "plan",
                 "Submit the plan.",
-                plan_schema(&categories),
+                plan_schema(&categories, self.search.is_some()),
             );
             let reply = run_by(&*self.lead, request, deadline).await?;
             let parsed = parse_plan(reply.tool_input.as_ref(), &categories);
@@ -418,15 +450,69 @@ impl Inner {
             if !context.is_empty() {
                 user.push_str(&format!("Context (the previous answer):\n{context}\n\n"));
             }
-            user.push_str(&task.task);
-            let request = call::request(model, EXPERT, user, EXPERT_TOKENS, temperature);
+            // Research first, where web search is on and the plan asks for it.
+            let query = self.search.as_ref().and_then(|_| {
+                task.search_query
+                    .clone()
+                    .or_else(|| (task.category == "research").then(|| task.task.clone()))
+            });
+            if let Some(query) = &query
+                && !progress
+                    .say(format!("🔎 task {} searches the web: {query}", i + 1))
+                    .await
+            {
+                return None;
+            }
+            let search = self.search.clone();
+            let task_text = task.task.clone();
             running.push(async move {
+                let mut user = user;
+                let mut searched = None;
+                if let (Some(search), Some(query)) = (search, query) {
+                    let start = Instant::now();
+                    let found =
+                        tokio::time::timeout_at(deadline.into(), search.search(&query)).await;
+                    let found = match found {
+                        Ok(found) => found,
+                        Err(_) => Err("the deadline passed".into()),
+                    };
+                    if let Ok(found) = &found {
+                        user.push_str(&crate::search::as_context(&found.hits));
+                        user.push('\n');
+                    }
+                    searched = Some((found, ms_since(start)));
+                }
+                user.push_str(&task_text);
+                let request = call::request(model, EXPERT, user, EXPERT_TOKENS, temperature);
                 let reply = run_by(&*expert, request, deadline).await;
-                (n, i, expert, reply)
+                (n, i, expert, reply, searched)
             });
         }
         let mut answers: Vec<(usize, Task, String)> = Vec::new();
-        while let Some((n, i, expert, reply)) = running.next().await {
+        while let Some((n, i, expert, reply, searched)) = running.next().await {
+            if let Some((found, ms)) = searched {
+                let (outcome, line) = match found {
+                    Ok(found) => {
+                        let mut outcome = format!("{} results", found.hits.len());
+                        if !found.unresponsive.is_empty() {
+                            outcome.push_str(&format!(
+                                "; engines not answering: {}",
+                                found.unresponsive.join(", ")
+                            ));
+                        }
+                        (outcome.clone(), format!("🔎 task {}: {outcome}", i + 1))
+                    }
+                    Err(why) => (
+                        format!("failed: {why}"),
+                        format!("🔎 task {}: the search failed ({why})", i + 1),
+                    ),
+                };
+                let base = self.search.as_ref().map_or("", |s| s.base());
+                progress.step("search", base, outcome, ms).await;
+                if !progress.say(line).await {
+                    return None;
+                }
+            }
             let ok = match reply {
                 Ok(reply) => {
                     let said = progress
@@ -1108,6 +1194,92 @@ mod tests {
         assert_eq!(seen.text, "final from the tool expert");
     }
 
+    /// Research through a local server shaped like SearXNG: the hits reach the task's expert,
+    /// the trace has the search, and a search that fails leaves the expert answering anyway.
+    #[tokio::test]
+    async fn research_tasks_search_the_web_first_when_search_is_on() {
+        let app = axum::Router::new().route(
+            "/search",
+            axum::routing::get(|| async {
+                axum::Json(json!({"results": [
+                    {"title": "Copper", "url": "https://example.org/cu", "content": "conducts heat"}
+                ], "unresponsive_engines": [["google", "timeout"]]}))
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let plan = json!({"tasks": [
+            {"task": "why copper in pans", "category": "research", "search_query": "copper cookware"},
+            {"task": "other uses", "category": "general"}
+        ]});
+        for (base, searched) in [
+            (format!("http://{addr}"), true),
+            ("http://127.0.0.1:1".to_owned(), false),
+        ] {
+            let (lead, answerer) = (lead(plan.clone(), vec![good()]), answerer());
+            let stage = stage(&lead, &answerer).with_search(Some(WebSearch::new(&base, 3)));
+            assert_eq!(stage.0.categories(), ["general", "research"]);
+            let seen = run(&stage, ask("copper", true)).await;
+            let experts: Vec<String> = lead
+                .requests()
+                .iter()
+                .filter(|b| system(b) == EXPERT)
+                .map(last_text)
+                .collect();
+            let research = experts
+                .iter()
+                .find(|t| t.ends_with("why copper in pans"))
+                .unwrap();
+            let other = experts.iter().find(|t| t.ends_with("other uses")).unwrap();
+            assert!(!other.contains("Web results"), "{other}");
+            assert!(
+                seen.steps.iter().any(|s| s.starts_with("search:")),
+                "{:?}",
+                seen.steps
+            );
+            assert!(
+                seen.thinking
+                    .contains("🔎 task 1 searches the web: copper cookware"),
+                "{}",
+                seen.thinking
+            );
+            if searched {
+                assert!(
+                    research.contains("1. Copper — conducts heat (https://example.org/cu)"),
+                    "{research}"
+                );
+                assert!(
+                    seen.thinking
+                        .contains("1 results; engines not answering: google"),
+                    "{}",
+                    seen.thinking
+                );
+            } else {
+                assert!(!research.contains("Web results"), "{research}");
+                assert!(
+                    seen.thinking.contains("the search failed"),
+                    "{}",
+                    seen.thinking
+                );
+            }
+            assert_eq!(seen.text, "final from the tool expert");
+        }
+        // Without search, the planner is not offered research or search_query.
+        let (lead, answerer) = (lead(plan, vec![good()]), answerer());
+        run(&stage(&lead, &answerer), ask("copper", false)).await;
+        let planner = lead
+            .requests()
+            .into_iter()
+            .find(|b| system(b) == PLANNER)
+            .unwrap();
+        let schema = planner.tools.unwrap()[0].input_schema.clone().unwrap();
+        assert!(
+            !schema.to_string().contains("search_query")
+                && !schema.to_string().contains("research")
+        );
+    }
+
     fn stage_of(lead: &Arc<Ruled>) -> Orchestrated {
         stage(lead, &answerer())
     }
@@ -1127,7 +1299,8 @@ mod tests {
             parse_plan(Some(&odd), &categories).unwrap(),
             [Task {
                 task: "a".into(),
-                category: "general".into()
+                category: "general".into(),
+                search_query: None
             }]
         );
         assert!(parse_plan(Some(&json!({"tasks": [{"task": "  "}]})), &categories).is_err());

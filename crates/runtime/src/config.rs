@@ -29,6 +29,14 @@ struct RawConfig {
     experts: Vec<RawExpert>,
     #[serde(default)]
     profiles: BTreeMap<Spanned<String>, RawProfile>,
+    search: Option<RawSearch>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSearch {
+    searxng_url: Spanned<String>,
+    max_results: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -157,8 +165,19 @@ pub struct Config {
     pub profiles: Vec<(Profile, Vec<String>)>,
     /// `moe_orchestrated`'s tool-capable expert (the final turn of tool-bearing requests).
     pub tool_expert: Option<String>,
+    /// Web search for research tasks (`[search]`; off when absent: it is egress).
+    pub search: Option<SearchConfig>,
     /// Where it was read from, for messages about it.
     pub origin: Origin,
+}
+
+/// `[search]`: a SearXNG instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchConfig {
+    /// Its address.
+    pub searxng_url: String,
+    /// Results kept per search (default 5).
+    pub max_results: usize,
 }
 
 /// Where a [`Config`] came from: problems found later (an expert that cannot be built) are
@@ -204,6 +223,7 @@ impl Default for Config {
             experts: Vec::new(),
             profiles: Vec::new(),
             tool_expert: None,
+            search: None,
             origin: Origin::default(),
         }
     }
@@ -456,6 +476,21 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         });
     }
 
+    if let Some(search) = &raw.search {
+        let url = search.searxng_url.get_ref();
+        if url.starts_with("http://") || url.starts_with("https://") {
+            config.search = Some(SearchConfig {
+                searxng_url: url.clone(),
+                max_results: search.max_results.unwrap_or(5).clamp(1, 20),
+            });
+        } else {
+            problem(
+                search.searxng_url.span(),
+                format!("searxng_url = {url:?} must start with http:// or https://"),
+            );
+        }
+    }
+
     for (name, profile) in &raw.profiles {
         let Some(parsed) = Profile::parse(name.get_ref()) else {
             problem(
@@ -655,6 +690,21 @@ expert = "upstream"
             ]
         );
         assert_eq!(config.tool_expert.as_deref(), Some("b"));
+        let search = parse(
+            Path::new("c"),
+            "[search]\nsearxng_url = \"http://127.0.0.1:8888\"\n",
+        )
+        .unwrap()
+        .search
+        .unwrap();
+        assert_eq!(
+            (search.searxng_url.as_str(), search.max_results),
+            ("http://127.0.0.1:8888", 5)
+        );
+        assert!(
+            errors("[search]\nsearxng_url = \"searx.local\"\n")[0]
+                .starts_with("config.toml:2:15: searxng_url")
+        );
         assert_eq!(config.experts[0].tags, ["code", "reasoning"]);
         assert_eq!(config.origin.experts["b"], (7, 8));
     }

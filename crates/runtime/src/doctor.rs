@@ -76,6 +76,19 @@ fn run_into(checks: &mut Checks) {
         }
     };
 
+    // What reaches out from this machine.
+    match &config.search {
+        Some(search) => checks.add(
+            "web search",
+            Level::Info,
+            format!(
+                "on: moe_orchestrated's research tasks send queries to {} (egress); remove [search] from config.toml to keep everything here",
+                search.searxng_url
+            ),
+        ),
+        None => checks.add("web search", Level::Ok, "off (nothing is searched on the web)"),
+    }
+
     // Keys and the keychain.
     let store = home.secret_store(config.secret_store);
     if let SecretStore::File(path) = &store {

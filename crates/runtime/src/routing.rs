@@ -13,6 +13,7 @@ use moe_sovereign_gateway::Routes;
 use moe_sovereign_keys::SecretStore;
 use moe_sovereign_local::{LocalExpert, Registry, Residency, ResidencyPolicy};
 use moe_sovereign_pipeline::orchestrated::DEADLINE;
+use moe_sovereign_pipeline::search::WebSearch;
 use moe_sovereign_pipeline::{Fallback, Member, Orchestrated, Reasoning};
 
 use crate::config::{
@@ -248,7 +249,11 @@ impl Routing {
                     .as_ref()
                     .and_then(|name| all.iter().find(|(_, e)| e.name() == name))
                     .map_or_else(|| Arc::clone(&base), |(_, e)| Arc::clone(e));
-                Arc::new(Orchestrated::new(base, members, answerer, DEADLINE))
+                let search = config
+                    .search
+                    .as_ref()
+                    .map(|s| WebSearch::new(&s.searxng_url, s.max_results));
+                Arc::new(Orchestrated::new(base, members, answerer, DEADLINE).with_search(search))
             }
             Profile::Native => base,
         })
