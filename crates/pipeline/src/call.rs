@@ -5,8 +5,8 @@ use std::time::Instant;
 
 use futures::StreamExt;
 use moe_sovereign_anthropic::{
-    ContentBlock, InputMessage, MessageContent, MessagesRequest, Role, StopReason, System,
-    Thinking, Tool, ToolChoice,
+    ContentBlock, InputMessage, MessageContent, MessagesRequest, Role, System, Thinking, Tool,
+    ToolChoice,
 };
 use moe_sovereign_experts::{Expert, ExpertError, ExpertEvent, ExpertRequest};
 use serde_json::{Map, Value};
@@ -24,8 +24,6 @@ pub struct Reply {
     pub output_tokens: u64,
     /// Wall time, in milliseconds.
     pub ms: u64,
-    /// Why it stopped (`None`: the stream ended without saying).
-    pub stop: Option<StopReason>,
 }
 
 /// A sub-request: `system`, one user turn `user`, at most `max_tokens`, at `temperature`;
@@ -104,10 +102,7 @@ pub async fn run(expert: &dyn Expert, request: ExpertRequest) -> Result<Reply, E
                 reply.input_tokens = usage.input_tokens.unwrap_or(reply.input_tokens);
                 reply.output_tokens = usage.output_tokens.unwrap_or(reply.output_tokens);
             }
-            ExpertEvent::Stop { reason, .. } => {
-                reply.stop = Some(reason);
-                break;
-            }
+            ExpertEvent::Stop { .. } => break,
             _ => {}
         }
     }
