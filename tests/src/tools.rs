@@ -36,6 +36,13 @@ pub fn claude() -> PathBuf {
     required(cache().join("node/node_modules/.bin/claude"))
 }
 
+/// The entry script of the real MCP server `name` (`everything`, `memory`, `filesystem`).
+pub fn mcp_server(name: &str) -> PathBuf {
+    required(cache().join(format!(
+        "mcp/node_modules/@modelcontextprotocol/server-{name}/dist/index.js"
+    )))
+}
+
 /// The real SmolLM2-135M-Instruct Q4_1 GGUF.
 pub fn smollm2() -> PathBuf {
     required(cache().join("models/SmolLM2-135M-Instruct.Q4_1.gguf"))

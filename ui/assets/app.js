@@ -526,6 +526,61 @@ async function doctor() {
   } catch (error) { failure(error); }
 }
 
+// ---- knowledge graph (what moe_orchestrated has learnt, per key) ---------------------------
+
+const knowledgeFilter = { key: "", q: "" };
+
+async function knowledge() {
+  try {
+    const params = new URLSearchParams();
+    if (knowledgeFilter.key) params.set("key_id", knowledgeFilter.key);
+    if (knowledgeFilter.q) params.set("q", knowledgeFilter.q);
+    const [{ data, total, learning }, keyList] = await Promise.all([
+      api(`/api/graph?${params}`), api("/api/keys").then((k) => k.data)]);
+    const key = el("select", { id: "graph-key" }, el("option", { value: "", text: "all keys" }),
+      keyList.map((k) => el("option", { value: k.id, selected: k.id === knowledgeFilter.key, text: `${k.name} (${k.id})` })));
+    const query = el("input", { id: "graph-query", type: "search", value: knowledgeFilter.q, placeholder: "words to search for", autocomplete: "off" });
+    const form = el("form", { class: "filters", role: "search", "aria-label": "Search the knowledge graph" },
+      el("label", { for: "graph-key" }, "Key", key), el("label", { for: "graph-query" }, "Search", query),
+      el("button", { type: "submit", text: "Search" }));
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      knowledgeFilter.key = key.value;
+      knowledgeFilter.q = query.value.trim();
+      knowledge();
+    });
+    key.addEventListener("change", () => { knowledgeFilter.key = key.value; knowledge(); });
+    const scope = knowledgeFilter.key ? `every fact of ${knowledgeFilter.key}` : "every fact of every key";
+    const forgetAll = el("button", { id: "graph-forget-all", class: "danger", type: "button", disabled: !total, text: knowledgeFilter.key ? "Forget all of this key" : "Forget everything" });
+    forgetAll.addEventListener("click", async () => {
+      if (!confirm(`Forget ${scope}? This cannot be undone.`)) return;
+      try {
+        const done = await api(`/api/graph${knowledgeFilter.key ? `?key_id=${encodeURIComponent(knowledgeFilter.key)}` : ""}`, { method: "DELETE" });
+        toast(`${done.forgotten} facts forgotten`);
+        knowledge();
+      } catch (error) { toast(error.message, true); }
+    });
+    page.replaceChildren(el("h1", { text: "Knowledge" }),
+      el("p", { role: "status", id: "graph-summary", text: `${total} facts${knowledgeFilter.key ? " for this key" : ""}; learning is ${learning ? "on" : "off ([graph] enabled = false)"}.` }),
+      form,
+      el("div", { class: "table-wrap" }, el("table", { "aria-label": "Facts" },
+        el("thead", {}, el("tr", {}, ["subject", "relation", "object", "key", "seen", "learnt", ""].map((h) => el("th", { scope: "col", text: h })))),
+        el("tbody", {}, data.length ? data.map((f) => {
+          const forget = el("button", { class: "danger", type: "button", "aria-label": `Forget fact ${f.id}`, text: "Forget" });
+          forget.addEventListener("click", async () => {
+            try { await api(`/api/graph/${f.id}`, { method: "DELETE" }); toast(`fact ${f.id} forgotten`); knowledge(); }
+            catch (error) { toast(error.message, true); }
+          });
+          return el("tr", { "data-fact": f.id },
+            el("td", { text: f.subject }), el("td", { text: f.relation }), el("td", { text: f.object }),
+            el("td", { text: f.key_name ? `${f.key_name} (${f.key_id})` : f.key_id }), el("td", { text: f.seen }),
+            el("td", { text: date(f.created) }), el("td", {}, forget));
+        }) : el("tr", {}, el("td", { colspan: 7, class: "muted", text: knowledgeFilter.q ? "No fact matches." : "Nothing learnt yet: moe_orchestrated's answers teach it." }))))),
+      el("p", {}, forgetAll),
+      el("p", { class: "hint", text: "Facts are drawn from moe_orchestrated's answers and recalled only for requests with the same key. Revoking a key forgets its facts." }));
+  } catch (error) { failure(error); }
+}
+
 let logLevel = "";
 
 async function logs() {
@@ -629,7 +684,7 @@ async function welcome() {
 
 // ---- routing -------------------------------------------------------------------------------
 
-const pages = { dashboard, requests, profiles, keys, models, wiring, doctor, logs, welcome };
+const pages = { dashboard, requests, profiles, keys, models, wiring, knowledge, doctor, logs, welcome };
 
 function route() {
   const name = location.hash.replace(/^#\//, "").split("?")[0];

@@ -139,6 +139,8 @@ async fn overhead(runs: usize) -> String {
                 anthropic_version: None,
                 anthropic_beta: None,
                 session: None,
+                key_id: None,
+                request_id: None,
             })
             .await
             .unwrap();

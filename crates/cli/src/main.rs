@@ -1,6 +1,7 @@
 //! `moe-sovereign`: the gateway and its management commands.
 
 mod doctor;
+mod graph;
 mod keys;
 mod models;
 mod ui;
@@ -64,6 +65,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// What moe_orchestrated has learnt, per key: list, search, forget.
+    #[command(subcommand)]
+    Graph(graph::GraphCommand),
     /// Open the dashboard of the running gateway (a one-time login link).
     Ui {
         /// Print the link instead of opening a browser.
@@ -88,6 +92,7 @@ fn main() -> ExitCode {
             allow_remote,
         } => serve(listen, config, allow_remote),
         Command::Keys(command) => keys::keys(command),
+        Command::Graph(command) => graph::graph(command),
         Command::Credential { key_id } => keys::credential(key_id.as_deref()),
         Command::Profiles(command) => keys::profiles(command),
         Command::Models(command) => models::models(command),

@@ -48,6 +48,10 @@ pub struct ExpertRequest {
     /// The client's session (`X-Claude-Code-Session-Id`): a newer request of the same session
     /// supersedes an older one still running.
     pub session: Option<String>,
+    /// The caller's key id (`keys list`), for what is kept per key (the knowledge graph).
+    pub key_id: Option<String>,
+    /// This request's message id (`msg_…`), recorded as the provenance of what it leaves.
+    pub request_id: Option<String>,
 }
 
 /// Something that answers requests.

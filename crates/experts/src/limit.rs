@@ -223,6 +223,8 @@ mod tests {
             anthropic_version: None,
             anthropic_beta: None,
             session: session.map(str::to_owned),
+            key_id: None,
+            request_id: None,
         }
     }
 

@@ -85,6 +85,11 @@ pub fn router(state: GatewayState) -> Router {
         .route("/api/wiring/{target}/unwire", post(admin::api::unwire))
         .route("/api/doctor", get(admin::api::doctor))
         .route("/api/logs", get(admin::api::logs))
+        .route(
+            "/api/graph",
+            get(admin::api::facts).delete(admin::api::forget_facts),
+        )
+        .route("/api/graph/{id}", delete(admin::api::forget_fact))
         .fallback(routes::health::not_found)
         .method_not_allowed_fallback(routes::health::method_not_allowed)
         .with_state(state.clone());

@@ -18,12 +18,25 @@ pub struct Reply {
     pub text: String,
     /// The input of the tool it was made to call, when it called one.
     pub tool_input: Option<Value>,
+    /// Every tool call it made, in order.
+    pub tool_calls: Vec<ToolCall>,
     /// Prompt tokens.
     pub input_tokens: u64,
     /// Generated tokens.
     pub output_tokens: u64,
     /// Wall time, in milliseconds.
     pub ms: u64,
+}
+
+/// A tool call in a reply.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolCall {
+    /// `toolu_…`.
+    pub id: String,
+    /// The tool.
+    pub name: String,
+    /// Its arguments (what the model wrote; a string when it was not JSON).
+    pub input: Value,
 }
 
 /// A sub-request: `system`, one user turn `user`, at most `max_tokens`, at `temperature`;
@@ -59,6 +72,8 @@ pub fn request(
         anthropic_version: None,
         anthropic_beta: None,
         session: None,
+        key_id: None,
+        request_id: None,
     }
 }
 
@@ -88,13 +103,13 @@ pub async fn run(expert: &dyn Expert, request: ExpertRequest) -> Result<Reply, E
     let start = Instant::now();
     let mut stream = expert.stream(request).await?;
     let mut reply = Reply::default();
-    let mut tool_json: Option<String> = None;
+    let mut calls: Vec<(String, String, String)> = Vec::new();
     while let Some(event) = stream.next().await {
         match event? {
             ExpertEvent::Text(text) => reply.text.push_str(&text),
-            ExpertEvent::ToolUseStart { .. } => tool_json = Some(String::new()),
+            ExpertEvent::ToolUseStart { id, name } => calls.push((id, name, String::new())),
             ExpertEvent::ToolInputDelta(json) => {
-                if let Some(all) = tool_json.as_mut() {
+                if let Some((_, _, all)) = calls.last_mut() {
                     all.push_str(&json);
                 }
             }
@@ -106,10 +121,16 @@ pub async fn run(expert: &dyn Expert, request: ExpertRequest) -> Result<Reply, E
             _ => {}
         }
     }
-    reply.tool_input = tool_json.map(|json| {
-        serde_json::from_str(if json.trim().is_empty() { "{}" } else { &json })
-            .unwrap_or(Value::String(json))
-    });
+    reply.tool_calls = calls
+        .into_iter()
+        .map(|(id, name, json)| ToolCall {
+            id,
+            name,
+            input: serde_json::from_str(if json.trim().is_empty() { "{}" } else { &json })
+                .unwrap_or(Value::String(json)),
+        })
+        .collect();
+    reply.tool_input = reply.tool_calls.first().map(|c| c.input.clone());
     reply.ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
     Ok(reply)
 }

@@ -271,6 +271,8 @@ mod tests {
             anthropic_version: None,
             anthropic_beta: None,
             session: None,
+            key_id: None,
+            request_id: None,
         }
     }
 

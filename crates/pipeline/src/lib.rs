@@ -9,15 +9,19 @@
 //!   the answer;
 //! - [`orchestrated`]: `moe_orchestrated` — planner, experts in parallel, merger, judge;
 //! - [`call`]: one sub-call of a stage, folded into a reply;
-//! - [`search`]: web search through a SearXNG instance (off unless configured).
+//! - [`search`]: web search through a SearXNG instance (off unless configured);
+//! - [`tools`]: MCP tools offered to sub-calls, run by the gateway;
+//! - [`knowledge`]: the per-key knowledge graph, recalled before planning and fed after.
 
 pub mod call;
 pub mod fallback;
+pub mod knowledge;
 pub mod orchestrated;
 pub mod reasoning;
 pub mod search;
 #[cfg(test)]
 mod testing;
+pub mod tools;
 
 pub use fallback::Fallback;
 pub use orchestrated::{Member, Orchestrated};

@@ -26,8 +26,13 @@ use moe_sovereign_experts::{
 };
 use serde_json::{Value, json};
 
+use moe_sovereign_graph::Graph;
+use moe_sovereign_mcp::{Mcp, McpTool};
+
 use crate::call::{self, Reply};
+use crate::knowledge;
 use crate::search::WebSearch;
+use crate::tools::{self, ToolRun};
 
 /// How long one orchestrated request may take before it answers with what it has.
 pub const DEADLINE: Duration = Duration::from_secs(300);
@@ -46,6 +51,8 @@ const CONTEXT_CHARS: usize = 1500;
 const FINDINGS_KEPT: usize = 32;
 
 const PLANNER: &str = "Split the task into 1 to 4 self-contained questions that together answer it, each with the category that fits it best. A simple task is one question: the task itself. Call the tool `plan`.";
+/// Added to the planner's instructions when MCP tools are configured.
+const PLANNER_TOOLS: &str = "A question one of the tools below answers exactly gets that tool as mcp_tool, with its arguments as mcp_args.";
 const EXPERT: &str = "Answer the question accurately and concisely. If you are unsure, say so.";
 const MERGER: &str = "Combine the answers below into one accurate, concise answer to the question. Keep what is correct, resolve disagreements, leave out repetition. Write only the answer.";
 const JUDGE: &str = "Review the answer to the question. Score it from 1 (useless) to 10 (complete and correct), say what is missing, and whether the question should be worked on again. Call the tool `verdict`.";
@@ -70,6 +77,8 @@ struct Inner {
     deadline: Duration,
     findings: Mutex<HashMap<u64, (Instant, String)>>,
     search: Option<WebSearch>,
+    mcp: Option<Mcp>,
+    graph: Option<Arc<Graph>>,
 }
 
 impl Orchestrated {
@@ -91,6 +100,8 @@ impl Orchestrated {
             deadline,
             findings: Mutex::default(),
             search: None,
+            mcp: None,
+            graph: None,
         }))
     }
 
@@ -100,6 +111,63 @@ impl Orchestrated {
             inner.search = search;
         }
         self
+    }
+
+    /// The same with the tools of MCP servers (`[[mcp_servers]]`) for the planner and experts.
+    pub fn with_mcp(mut self, mcp: Option<Mcp>) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.0) {
+            inner.mcp = mcp.filter(|m| !m.is_empty());
+        }
+        self
+    }
+
+    /// The same with a per-key knowledge graph: facts learnt from each answer, recalled for
+    /// later requests of the same key.
+    pub fn with_graph(mut self, graph: Option<Arc<Graph>>) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.0) {
+            inner.graph = graph;
+        }
+        self
+    }
+}
+
+/// What every stage of one orchestrated request works from.
+struct Job {
+    /// The client's model id.
+    model: String,
+    /// The user's task.
+    task: String,
+    /// The previous answer, shortened.
+    context: String,
+    /// Facts the knowledge graph holds on the task, one per line (empty when none).
+    known: String,
+    /// The MCP tools on offer.
+    tools: Vec<McpTool>,
+    /// When it must be done.
+    deadline: Instant,
+}
+
+impl Job {
+    /// The task's background for a sub-call: known facts and the previous answer.
+    fn background(&self) -> String {
+        let mut user = String::new();
+        if !self.known.is_empty() {
+            user.push_str(&format!(
+                "Known facts (remembered from earlier requests; may be outdated):\n{}\n\n",
+                self.known
+            ));
+        }
+        if !self.context.is_empty() {
+            user.push_str(&format!(
+                "Context (the previous answer):\n{}\n\n",
+                self.context
+            ));
+        }
+        user
+    }
+
+    fn tool_names(&self) -> Vec<String> {
+        self.tools.iter().map(|t| t.name.clone()).collect()
     }
 }
 
@@ -152,6 +220,10 @@ pub struct Task {
     pub category: String,
     /// What to search the web for first (only when web search is on).
     pub search_query: Option<String>,
+    /// The MCP tool that answers it, called directly (only when MCP tools are configured).
+    pub mcp_tool: Option<String>,
+    /// That tool's arguments.
+    pub mcp_args: Option<Value>,
 }
 
 /// Where in the request the user's task is: the last user turn with text a person wrote.
@@ -185,7 +257,7 @@ fn key_of(session: Option<&str>, task: &str) -> u64 {
     hasher.finish()
 }
 
-fn plan_schema(categories: &[String], search: bool) -> Value {
+fn plan_schema(categories: &[String], search: bool, tools: &[String]) -> Value {
     let mut item = json!({
         "type": "object",
         "properties": {
@@ -197,6 +269,10 @@ fn plan_schema(categories: &[String], search: bool) -> Value {
     });
     if search {
         item["properties"]["search_query"] = json!({"type": "string"});
+    }
+    if !tools.is_empty() {
+        item["properties"]["mcp_tool"] = json!({"type": "string", "enum": tools});
+        item["properties"]["mcp_args"] = json!({"type": "object"});
     }
     json!({
         "type": "object",
@@ -219,8 +295,13 @@ fn verdict_schema() -> Value {
     })
 }
 
-/// The plan in a planner's tool input, or why it is unusable.
-pub fn parse_plan(input: Option<&Value>, categories: &[String]) -> Result<Vec<Task>, String> {
+/// The plan in a planner's tool input, or why it is unusable; `tools` are the MCP tools a
+/// task may name (others are ignored).
+pub fn parse_plan(
+    input: Option<&Value>,
+    categories: &[String],
+    tools: &[String],
+) -> Result<Vec<Task>, String> {
     let tasks = input
         .and_then(|v| v.get("tasks"))
         .and_then(Value::as_array)
@@ -248,10 +329,22 @@ pub fn parse_plan(input: Option<&Value>, categories: &[String]) -> Result<Vec<Ta
                 .map(str::trim)
                 .filter(|q| !q.is_empty())
                 .map(|q| q.chars().take(300).collect());
+            let mcp_tool = t
+                .get("mcp_tool")
+                .and_then(Value::as_str)
+                .filter(|name| tools.iter().any(|k| k == name))
+                .map(str::to_owned);
+            let mcp_args = mcp_tool
+                .as_ref()
+                .and_then(|_| t.get("mcp_args"))
+                .filter(|a| a.is_object())
+                .cloned();
             Ok(Task {
                 task: task.chars().take(2000).collect(),
                 category: category.to_owned(),
                 search_query,
+                mcp_tool,
+                mcp_args,
             })
         })
         .collect()
@@ -358,29 +451,31 @@ async fn run_by(
 }
 
 impl Inner {
-    /// The plan for `task`, asked of the lead (one checked retry).
+    /// The plan for the job, asked of the lead (one checked retry).
     async fn plan(
         &self,
-        model: &str,
-        task: &str,
-        context: &str,
+        job: &Job,
         feedback: Option<&str>,
-        deadline: Instant,
         progress: &Progress<'_>,
     ) -> Result<Vec<Task>, String> {
         let categories = self.categories();
-        let mut user = String::new();
-        if !context.is_empty() {
-            user.push_str(&format!("Context (the previous answer):\n{context}\n\n"));
-        }
+        let tool_names = job.tool_names();
+        let mut user = job.background();
         user.push_str(&format!(
-            "Task:\n{task}\n\nCategories: {}",
+            "Task:\n{}\n\nCategories: {}",
+            job.task,
             categories.join(", ")
         ));
         if self.search.is_some() {
             user.push_str(
                 "\nGive a question that needs current facts from the web a search_query.",
             );
+        }
+        let mut system = PLANNER.to_owned();
+        if !job.tools.is_empty() {
+            system.push(' ');
+            system.push_str(PLANNER_TOOLS);
+            user.push_str(&format!("\n\nTools:\n{}", tools::catalogue(&job.tools)));
         }
         if let Some(feedback) = feedback {
             user.push_str(&format!(
@@ -394,13 +489,13 @@ impl Inner {
                 prompt.push_str(&format!("\n\nYour previous plan was unusable ({why}). Call `plan` with 1 to {MAX_TASKS} tasks."));
             }
             let request = call::forced_tool(
-                call::request(model, PLANNER, prompt, 512, 0.0),
+                call::request(&job.model, &system, prompt, 512, 0.0),
                 "plan",
                 "Submit the plan.",
-                plan_schema(&categories, self.search.is_some()),
+                plan_schema(&categories, self.search.is_some(), &tool_names),
             );
-            let reply = run_by(&*self.lead, request, deadline).await?;
-            let parsed = parse_plan(reply.tool_input.as_ref(), &categories);
+            let reply = run_by(&*self.lead, request, job.deadline).await?;
+            let parsed = parse_plan(reply.tool_input.as_ref(), &categories, &tool_names);
             let outcome = match &parsed {
                 Ok(tasks) => format!("{} tasks; {}", tasks.len(), tokens(&reply)),
                 Err(why) => format!("unusable plan: {why}; {}", tokens(&reply)),
@@ -416,40 +511,33 @@ impl Inner {
         Err(why)
     }
 
-    /// Every task answered (in parallel) by its expert, in plan order; failures left out.
+    /// Every task answered (in parallel) by its tool or its expert, in plan order; failures
+    /// left out.
     async fn answer_tasks(
         &self,
-        model: &str,
+        job: &Job,
         tasks: &[Task],
-        context: &str,
-        deadline: Instant,
         progress: &mut Progress<'_>,
     ) -> Option<Vec<(Task, String)>> {
         // One task with one model: two samples of it (Self-MoA), at different temperatures.
-        let samples: Vec<(usize, f64)> = if tasks.len() == 1 && self.members.len() <= 1 {
-            vec![(0, 0.2), (0, 0.9)]
-        } else {
-            tasks.iter().enumerate().map(|(i, _)| (i, 0.3)).collect()
-        };
+        let samples: Vec<(usize, f64)> =
+            if tasks.len() == 1 && self.members.len() <= 1 && tasks[0].mcp_tool.is_none() {
+                vec![(0, 0.2), (0, 0.9)]
+            } else {
+                tasks.iter().enumerate().map(|(i, _)| (i, 0.3)).collect()
+            };
         let mut running = FuturesUnordered::new();
         for (n, (i, temperature)) in samples.iter().copied().enumerate() {
             let task = &tasks[i];
             let expert = self.expert_for(&task.category);
-            if !progress
-                .say(format!(
-                    "▶ task {} ({}) on {}",
-                    i + 1,
-                    task.category,
-                    expert.name()
-                ))
-                .await
-            {
+            let said = match &task.mcp_tool {
+                Some(tool) => format!("▶ task {} calls the tool {tool}", i + 1),
+                None => format!("▶ task {} ({}) on {}", i + 1, task.category, expert.name()),
+            };
+            if !progress.say(said).await {
                 return None;
             }
-            let mut user = String::new();
-            if !context.is_empty() {
-                user.push_str(&format!("Context (the previous answer):\n{context}\n\n"));
-            }
+            let user = job.background();
             // Research first, where web search is on and the plan asks for it.
             let query = self.search.as_ref().and_then(|_| {
                 task.search_query
@@ -464,7 +552,9 @@ impl Inner {
                 return None;
             }
             let search = self.search.clone();
-            let task_text = task.task.clone();
+            let mcp = self.mcp.clone();
+            let task = task.clone();
+            let deadline = job.deadline;
             running.push(async move {
                 let mut user = user;
                 let mut searched = None;
@@ -482,14 +572,43 @@ impl Inner {
                     }
                     searched = Some((found, ms_since(start)));
                 }
-                user.push_str(&task_text);
-                let request = call::request(model, EXPERT, user, EXPERT_TOKENS, temperature);
-                let reply = run_by(&*expert, request, deadline).await;
-                (n, i, expert, reply, searched)
+                let mut runs = Vec::new();
+                // A task the plan gave a tool: its result is the answer (exact, and cheap).
+                if let (Some(mcp), Some(tool)) = (&mcp, &task.mcp_tool) {
+                    let args = task.mcp_args.clone().unwrap_or_else(|| json!({}));
+                    let (text, failed, run) = tools::run_tool(mcp, tool, &args).await;
+                    runs.push(run);
+                    if !failed {
+                        let reply = Reply {
+                            text: format!("The tool {tool} returned (exact):\n{text}"),
+                            ..Reply::default()
+                        };
+                        return (n, i, expert, Ok(reply), searched, runs);
+                    }
+                    user.push_str(&format!("The tool {tool} failed: {text}\n\n"));
+                }
+                user.push_str(&task.task);
+                let request = call::request(&job.model, EXPERT, user, EXPERT_TOKENS, temperature);
+                let reply = match &mcp {
+                    Some(mcp) if !job.tools.is_empty() => {
+                        let answered = tokio::time::timeout_at(
+                            deadline.into(),
+                            tools::run_with_tools(&*expert, request, mcp, &job.tools),
+                        )
+                        .await
+                        .unwrap_or_else(|_| Err("the deadline passed".into()));
+                        answered.map(|(reply, used)| {
+                            runs.extend(used);
+                            reply
+                        })
+                    }
+                    _ => run_by(&*expert, request, deadline).await,
+                };
+                (n, i, expert, reply, searched, runs)
             });
         }
         let mut answers: Vec<(usize, Task, String)> = Vec::new();
-        while let Some((n, i, expert, reply, searched)) = running.next().await {
+        while let Some((n, i, expert, reply, searched, runs)) = running.next().await {
             if let Some((found, ms)) = searched {
                 let (outcome, line) = match found {
                     Ok(found) => {
@@ -513,19 +632,28 @@ impl Inner {
                     return None;
                 }
             }
+            if !self.report_tools(i, &runs, progress).await {
+                return None;
+            }
             let ok = match reply {
                 Ok(reply) => {
+                    let by = if reply.ms == 0 && tasks[i].mcp_tool.is_some() {
+                        "its tool".to_owned()
+                    } else {
+                        expert.name().to_owned()
+                    };
                     let said = progress
                         .say(format!(
-                            "✓ task {} done by {} in {}",
+                            "✓ task {} done by {by} in {}",
                             i + 1,
-                            expert.name(),
                             secs(reply.ms)
                         ))
                         .await;
-                    progress
-                        .step("expert", expert.name(), tokens(&reply), reply.ms)
-                        .await;
+                    if by != "its tool" {
+                        progress
+                            .step("expert", expert.name(), tokens(&reply), reply.ms)
+                            .await;
+                    }
                     if !reply.text.trim().is_empty() {
                         answers.push((n, tasks[i].clone(), reply.text));
                     }
@@ -553,15 +681,45 @@ impl Inner {
         Some(answers.into_iter().map(|(_, t, a)| (t, a)).collect())
     }
 
+    /// Each tool call of task `i` as a trace step and a progress line; false when the client
+    /// left.
+    async fn report_tools(&self, i: usize, runs: &[ToolRun], progress: &mut Progress<'_>) -> bool {
+        for run in runs {
+            let outcome = if run.failed {
+                format!("failed: {}", run.outcome)
+            } else {
+                run.outcome.clone()
+            };
+            progress.step("tool", &run.name, outcome, run.ms).await;
+            let line = format!(
+                "🔧 task {}: {} {} in {}",
+                i + 1,
+                run.name,
+                if run.failed { "failed" } else { "answered" },
+                secs(run.ms)
+            );
+            if !progress.say(line).await {
+                return false;
+            }
+        }
+        true
+    }
+
     async fn merge(
         &self,
-        model: &str,
-        task: &str,
+        job: &Job,
         answers: &[(Task, String)],
-        deadline: Instant,
         progress: &Progress<'_>,
     ) -> Result<Reply, String> {
-        let mut user = format!("Question:\n{task}\n\nAnswers:\n");
+        let task = &job.task;
+        let mut user = String::new();
+        if !job.known.is_empty() {
+            user.push_str(&format!(
+                "Known facts (remembered from earlier requests; may be outdated):\n{}\n\n",
+                job.known
+            ));
+        }
+        user.push_str(&format!("Question:\n{task}\n\nAnswers:\n"));
         for (n, (sub, answer)) in answers.iter().enumerate() {
             if sub.task.trim() == task.trim() {
                 user.push_str(&format!("\n{}.\n", n + 1));
@@ -571,10 +729,14 @@ impl Inner {
             user.push_str(answer.trim());
             user.push('\n');
         }
+        let mut system = MERGER.to_owned();
+        if answers.iter().any(|(t, _)| t.mcp_tool.is_some()) {
+            system.push_str(" A tool's result is exact: prefer it over the other answers.");
+        }
         let reply = run_by(
             &*self.lead,
-            call::request(model, MERGER, user, MERGE_TOKENS, 0.2),
-            deadline,
+            call::request(&job.model, &system, user, MERGE_TOKENS, 0.2),
+            job.deadline,
         )
         .await?;
         progress
@@ -586,22 +748,15 @@ impl Inner {
         Ok(reply)
     }
 
-    async fn judge(
-        &self,
-        model: &str,
-        task: &str,
-        answer: &str,
-        deadline: Instant,
-        progress: &Progress<'_>,
-    ) -> Option<Verdict> {
-        let user = format!("Question:\n{task}\n\nAnswer:\n{answer}");
+    async fn judge(&self, job: &Job, answer: &str, progress: &Progress<'_>) -> Option<Verdict> {
+        let user = format!("Question:\n{}\n\nAnswer:\n{answer}", job.task);
         let request = call::forced_tool(
-            call::request(model, JUDGE, user, 200, 0.0),
+            call::request(&job.model, JUDGE, user, 200, 0.0),
             "verdict",
             "Submit the verdict.",
             verdict_schema(),
         );
-        let reply = run_by(&*self.lead, request, deadline).await.ok()?;
+        let reply = run_by(&*self.lead, request, job.deadline).await.ok()?;
         let verdict = parse_verdict(reply.tool_input.as_ref());
         let outcome = match &verdict {
             Some(v) => format!(
@@ -618,15 +773,66 @@ impl Inner {
         verdict
     }
 
+    /// What the job starts from: the MCP tools on offer and what the knowledge graph knows of
+    /// the task (for the caller's key only).
+    async fn prepare(
+        &self,
+        model: String,
+        task: String,
+        context: String,
+        key_id: Option<&str>,
+        progress: &mut Progress<'_>,
+    ) -> Option<Job> {
+        let deadline = Instant::now() + self.deadline;
+        let mut job = Job {
+            model,
+            task,
+            context,
+            known: String::new(),
+            tools: Vec::new(),
+            deadline,
+        };
+        if let Some(mcp) = &self.mcp {
+            let start = Instant::now();
+            job.tools = tokio::time::timeout_at(deadline.into(), mcp.tools())
+                .await
+                .unwrap_or_default();
+            let names: Vec<&str> = mcp.configs().map(|c| c.name.as_str()).collect();
+            let outcome = format!("{} tools from {}", job.tools.len(), names.join(", "));
+            progress
+                .step("tools", "mcp", outcome, ms_since(start))
+                .await;
+        }
+        if let (Some(graph), Some(key_id)) = (&self.graph, key_id) {
+            let start = Instant::now();
+            let query = format!("{}\n{}", job.task, job.context);
+            let (known, count) = knowledge::recall(graph, key_id, &query).await;
+            job.known = known;
+            progress
+                .step(
+                    "graph",
+                    "knowledge graph",
+                    format!("{count} facts recalled"),
+                    ms_since(start),
+                )
+                .await;
+            if count > 0
+                && !progress
+                    .say(format!("📚 {count} remembered facts on this task"))
+                    .await
+            {
+                return None;
+            }
+        }
+        Some(job)
+    }
+
     /// Plan → experts → merge → judge (→ one re-plan): the merged answer, or why there is none.
     async fn orchestrate(
         &self,
-        model: &str,
-        task: &str,
-        context: &str,
+        job: &Job,
         progress: &mut Progress<'_>,
     ) -> Option<Result<Reply, String>> {
-        let deadline = Instant::now() + self.deadline;
         let mut feedback: Option<String> = None;
         let mut best: Option<(u64, Reply)> = None;
         for round in 0..2 {
@@ -640,17 +846,7 @@ impl Inner {
             {
                 return None;
             }
-            let tasks = match self
-                .plan(
-                    model,
-                    task,
-                    context,
-                    feedback.as_deref(),
-                    deadline,
-                    progress,
-                )
-                .await
-            {
+            let tasks = match self.plan(job, feedback.as_deref(), progress).await {
                 Ok(tasks) => tasks,
                 Err(why) if round == 0 => return Some(Err(format!("no usable plan ({why})"))),
                 Err(_) => break,
@@ -662,13 +858,14 @@ impl Inner {
             );
             for (i, t) in tasks.iter().enumerate() {
                 listing.push_str(&format!("\n  {}. [{}] {}", i + 1, t.category, t.task));
+                if let Some(tool) = &t.mcp_tool {
+                    listing.push_str(&format!(" → {tool}"));
+                }
             }
             if !progress.say(listing).await {
                 return None;
             }
-            let answers = self
-                .answer_tasks(model, &tasks, context, deadline, progress)
-                .await?;
+            let answers = self.answer_tasks(job, &tasks, progress).await?;
             if answers.is_empty() {
                 if round == 0 {
                     return Some(Err("no expert answered".into()));
@@ -681,14 +878,12 @@ impl Inner {
             {
                 return None;
             }
-            let merged = match self.merge(model, task, &answers, deadline, progress).await {
+            let merged = match self.merge(job, &answers, progress).await {
                 Ok(merged) => merged,
                 Err(why) if round == 0 => return Some(Err(why)),
                 Err(_) => break,
             };
-            let verdict = self
-                .judge(model, task, &merged.text, deadline, progress)
-                .await;
+            let verdict = self.judge(job, &merged.text, progress).await;
             let score = verdict.as_ref().map_or(0, |v| v.score);
             let said = match &verdict {
                 Some(v) if v.missing.trim().is_empty() => format!("Judge: {}/10.", v.score),
@@ -706,7 +901,7 @@ impl Inner {
                 Some(v)
                     if (v.replan || v.score <= REPLAN_SCORE)
                         && round == 0
-                        && Instant::now() < deadline =>
+                        && Instant::now() < job.deadline =>
                 {
                     feedback = Some(if v.missing.trim().is_empty() {
                         format!("the answer scored {}/10", v.score)
@@ -791,10 +986,14 @@ impl Expert for Orchestrated {
                     show,
                     open: false,
                 };
-                let Some(result) = this
-                    .orchestrate(&model, &task, &context, &mut progress)
+                let key_id = request.key_id.clone();
+                let Some(job) = this
+                    .prepare(model, task, context, key_id.as_deref(), &mut progress)
                     .await
                 else {
+                    return;
+                };
+                let Some(result) = this.orchestrate(&job, &mut progress).await else {
                     return;
                 };
                 let merged = match result {
@@ -838,6 +1037,24 @@ impl Expert for Orchestrated {
                             .await
                         {
                             relay(stream, &out).await;
+                        }
+                        // What the answer established, remembered for the key's later requests
+                        // — after the answer, so it never delays it.
+                        if let (Some(graph), Some(key_id)) = (this.graph.clone(), key_id) {
+                            let lead = Arc::clone(&this.lead);
+                            let request_id = request.request_id.clone();
+                            tokio::spawn(async move {
+                                knowledge::learn(
+                                    &*lead,
+                                    &graph,
+                                    &job.model,
+                                    &job.task,
+                                    &merged.text,
+                                    key_id,
+                                    request_id,
+                                )
+                                .await;
+                            });
                         }
                     }
                     Err(error) => {
@@ -1287,23 +1504,43 @@ mod tests {
     #[test]
     fn plans_and_verdicts_are_checked() {
         let categories = vec!["general".to_owned(), "code".to_owned()];
-        assert_eq!(parse_plan(None, &categories), Err("no `tasks` list".into()));
+        assert_eq!(
+            parse_plan(None, &categories, &[]),
+            Err("no `tasks` list".into())
+        );
         let five = json!({"tasks": [{"task": "a"}, {"task": "b"}, {"task": "c"}, {"task": "d"}, {"task": "e"}]});
         assert!(
-            parse_plan(Some(&five), &categories)
+            parse_plan(Some(&five), &categories, &[])
                 .unwrap_err()
                 .contains("5 tasks")
         );
         let odd = json!({"tasks": [{"task": " a ", "category": "poetry"}]});
         assert_eq!(
-            parse_plan(Some(&odd), &categories).unwrap(),
+            parse_plan(Some(&odd), &categories, &[]).unwrap(),
             [Task {
                 task: "a".into(),
                 category: "general".into(),
-                search_query: None
+                search_query: None,
+                mcp_tool: None,
+                mcp_args: None,
             }]
         );
-        assert!(parse_plan(Some(&json!({"tasks": [{"task": "  "}]})), &categories).is_err());
+        // A tool the plan names must exist; its arguments must be an object.
+        let tools = vec!["everything__get-sum".to_owned()];
+        let named = json!({"tasks": [
+            {"task": "2+3", "category": "general", "mcp_tool": "everything__get-sum", "mcp_args": {"a": 2, "b": 3}},
+            {"task": "x", "category": "general", "mcp_tool": "rm__rf", "mcp_args": {}},
+            {"task": "y", "category": "general", "mcp_tool": "everything__get-sum", "mcp_args": "a=2"}
+        ]});
+        let plan = parse_plan(Some(&named), &categories, &tools).unwrap();
+        assert_eq!(plan[0].mcp_tool.as_deref(), Some("everything__get-sum"));
+        assert_eq!(plan[0].mcp_args, Some(json!({"a": 2, "b": 3})));
+        assert_eq!(
+            (plan[1].mcp_tool.as_ref(), plan[1].mcp_args.as_ref()),
+            (None, None)
+        );
+        assert_eq!(plan[2].mcp_args, None);
+        assert!(parse_plan(Some(&json!({"tasks": [{"task": "  "}]})), &categories, &[]).is_err());
         assert_eq!(parse_verdict(Some(&json!({"score": 11}))), None);
         assert_eq!(
             parse_verdict(Some(&json!({"score": 4, "missing": "x", "replan": true}))),

@@ -83,6 +83,8 @@ pub fn request(body: serde_json::Value) -> ExpertRequest {
         anthropic_version: None,
         anthropic_beta: None,
         session: None,
+        key_id: None,
+        request_id: None,
     }
 }
 

@@ -220,6 +220,16 @@ impl Backend {
         self.routing.config()
     }
 
+    /// The knowledge graph the pipeline uses, or the file itself when learning is off.
+    fn graph(&self) -> Result<Arc<moe_sovereign_graph::Graph>, AdminError> {
+        match self.routing.graph() {
+            Some(graph) => Ok(graph),
+            None => crate::knowledge::open(&self.home)
+                .map(Arc::new)
+                .map_err(|e| AdminError::Failed(e.to_string())),
+        }
+    }
+
     fn keys(&self) -> KeyManager {
         self.home
             .keys(self.home.secret_store(self.config().secret_store))
@@ -653,6 +663,38 @@ impl AdminBackend for Backend {
             }
             Action::BindProfile { profile, target } => self.bind_profile(&profile, &target),
             Action::Doctor => Ok(json!({ "checks": crate::doctor::run() })),
+            Action::Facts { key_id, query } => {
+                let graph = self.graph()?;
+                let rows = crate::knowledge::fact_rows(
+                    &graph,
+                    &keys,
+                    key_id.as_deref(),
+                    query.as_deref(),
+                    crate::knowledge::DEFAULT_LIMIT,
+                )
+                .map_err(|e| AdminError::Failed(e.to_string()))?;
+                let total = graph
+                    .count(key_id.as_deref())
+                    .map_err(|e| AdminError::Failed(e.to_string()))?;
+                Ok(json!({ "data": rows, "total": total, "learning": self.config().graph }))
+            }
+            Action::ForgetFact { id } => {
+                let forgotten = self
+                    .graph()?
+                    .forget(id, None)
+                    .map_err(|e| AdminError::Failed(e.to_string()))?;
+                if !forgotten {
+                    return Err(AdminError::NotFound(format!("no fact with id {id}")));
+                }
+                Ok(json!({ "id": id, "forgotten": true }))
+            }
+            Action::ForgetFacts { key_id } => {
+                let count = self
+                    .graph()?
+                    .forget_all(key_id.as_deref())
+                    .map_err(|e| AdminError::Failed(e.to_string()))?;
+                Ok(json!({ "forgotten": count }))
+            }
             Action::Logs { level } => Ok(json!({
                 "file": crate::logging::dir(&self.home),
                 "lines": crate::logging::tail(&self.home, level.as_deref(), 500),

@@ -30,6 +30,27 @@ struct RawConfig {
     #[serde(default)]
     profiles: BTreeMap<Spanned<String>, RawProfile>,
     search: Option<RawSearch>,
+    #[serde(default)]
+    mcp_servers: Vec<RawMcpServer>,
+    graph: Option<RawGraph>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMcpServer {
+    name: Spanned<String>,
+    command: Option<Spanned<String>>,
+    #[serde(default)]
+    args: Vec<String>,
+    #[serde(default)]
+    env: BTreeMap<String, String>,
+    url: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGraph {
+    enabled: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -167,9 +188,16 @@ pub struct Config {
     pub tool_expert: Option<String>,
     /// Web search for research tasks (`[search]`; off when absent: it is egress).
     pub search: Option<SearchConfig>,
+    /// MCP servers whose tools `moe_orchestrated`'s planner and experts may use.
+    pub mcp_servers: Vec<McpServerConfig>,
+    /// `moe_orchestrated` remembers facts per key (`[graph] enabled`, default on).
+    pub graph: bool,
     /// Where it was read from, for messages about it.
     pub origin: Origin,
 }
+
+/// One `[[mcp_servers]]` entry.
+pub type McpServerConfig = moe_sovereign_mcp::ServerConfig;
 
 /// `[search]`: a SearXNG instance.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -224,6 +252,8 @@ impl Default for Config {
             profiles: Vec::new(),
             tool_expert: None,
             search: None,
+            mcp_servers: Vec::new(),
+            graph: true,
             origin: Origin::default(),
         }
     }
@@ -491,6 +521,78 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         }
     }
 
+    for server in &raw.mcp_servers {
+        let name = server.name.get_ref();
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            problem(
+                server.name.span(),
+                format!("MCP server name {name:?}: use letters, digits, - or _"),
+            );
+            continue;
+        }
+        if config.mcp_servers.iter().any(|s| &s.name == name) {
+            problem(
+                server.name.span(),
+                format!("MCP server {name:?} is defined twice"),
+            );
+            continue;
+        }
+        let transport = match (&server.command, &server.url) {
+            (Some(command), None) if !command.get_ref().trim().is_empty() => {
+                moe_sovereign_mcp::Transport::Stdio {
+                    command: command.get_ref().clone(),
+                    args: server.args.clone(),
+                    env: server.env.clone(),
+                }
+            }
+            (None, Some(url))
+                if url.get_ref().starts_with("http://")
+                    || url.get_ref().starts_with("https://") =>
+            {
+                if !server.args.is_empty() || !server.env.is_empty() {
+                    problem(
+                        url.span(),
+                        format!("MCP server {name:?}: args and env are for command = servers"),
+                    );
+                    continue;
+                }
+                moe_sovereign_mcp::Transport::Http {
+                    url: url.get_ref().clone(),
+                }
+            }
+            (None, Some(url)) => {
+                problem(
+                    url.span(),
+                    format!(
+                        "url = {:?} must start with http:// or https://",
+                        url.get_ref()
+                    ),
+                );
+                continue;
+            }
+            _ => {
+                problem(
+                    server.name.span(),
+                    format!(
+                        "MCP server {name:?} needs either command = \"…\" (stdio) or url = \"…\" (streamable HTTP)"
+                    ),
+                );
+                continue;
+            }
+        };
+        config.mcp_servers.push(McpServerConfig {
+            name: name.clone(),
+            transport,
+        });
+    }
+    if let Some(graph) = &raw.graph {
+        config.graph = graph.enabled;
+    }
+
     for (name, profile) in &raw.profiles {
         let Some(parsed) = Profile::parse(name.get_ref()) else {
             problem(
@@ -630,6 +732,43 @@ expert = "upstream"
             config.profiles,
             vec![(Profile::Native, vec!["upstream".to_owned()])]
         );
+    }
+
+    #[test]
+    fn mcp_servers_are_stdio_or_http_and_checked() {
+        let config = parse(
+            Path::new("c"),
+            r#"
+[[mcp_servers]]
+name = "everything"
+command = "node"
+args = ["index.js"]
+env = { TOKEN = "t" }
+[[mcp_servers]]
+name = "remote"
+url = "http://127.0.0.1:3001/mcp"
+[graph]
+enabled = false
+"#,
+        )
+        .unwrap();
+        assert_eq!(config.mcp_servers.len(), 2);
+        assert_eq!(
+            config.mcp_servers[1].transport,
+            moe_sovereign_mcp::Transport::Http {
+                url: "http://127.0.0.1:3001/mcp".into()
+            }
+        );
+        assert!(!config.graph);
+        assert!(Config::default().graph);
+        let problems = errors(
+            "[[mcp_servers]]\nname = \"a b\"\ncommand = \"x\"\n[[mcp_servers]]\nname = \"c\"\n[[mcp_servers]]\nname = \"d\"\nurl = \"ftp://x\"\n[[mcp_servers]]\nname = \"e\"\ncommand = \"x\"\nurl = \"http://x\"\n",
+        );
+        assert_eq!(problems.len(), 4, "{problems:#?}");
+        assert!(problems[0].starts_with("config.toml:2:8: MCP server name \"a b\""));
+        assert!(problems[1].starts_with("config.toml:5:8: MCP server \"c\" needs either"));
+        assert!(problems[2].starts_with("config.toml:8:7: url = \"ftp://x\""));
+        assert!(problems[3].starts_with("config.toml:10:8: MCP server \"e\" needs either"));
     }
 
     #[test]

@@ -88,6 +88,47 @@ fn run_into(checks: &mut Checks) {
         ),
         None => checks.add("web search", Level::Ok, "off (nothing is searched on the web)"),
     }
+    for server in &config.mcp_servers {
+        let (level, text) = match &server.transport {
+            moe_sovereign_mcp::Transport::Stdio { command, args, .. } => (
+                Level::Info,
+                format!(
+                    "`{command} {}` runs on this machine when moe_orchestrated needs its tools; what it reaches is up to it",
+                    args.join(" ")
+                ),
+            ),
+            moe_sovereign_mcp::Transport::Http { url } if is_loopback_url(url) => {
+                (Level::Ok, format!("{url}, on this machine"))
+            }
+            moe_sovereign_mcp::Transport::Http { url } => (
+                Level::Info,
+                format!("{url}: moe_orchestrated's tool calls leave this machine (egress)"),
+            ),
+        };
+        checks.add(format!("MCP {}", server.name), level, text);
+    }
+    if home.graph_path().exists() || config.graph {
+        let facts = home
+            .graph_path()
+            .exists()
+            .then(|| crate::knowledge::open(&home).and_then(|g| g.count(None)));
+        let (level, text) = match facts {
+            Some(Err(error)) => (Level::Warn, format!("cannot be read: {error}")),
+            Some(Ok(count)) => (
+                Level::Ok,
+                format!(
+                    "{count} facts in {}; learning {} (`moe-sovereign graph list`)",
+                    home.graph_path().display(),
+                    if config.graph { "on" } else { "off" }
+                ),
+            ),
+            None => (
+                Level::Ok,
+                "empty; moe_orchestrated's answers will teach it, per key".to_owned(),
+            ),
+        };
+        checks.add("knowledge graph", level, text);
+    }
 
     // Keys and the keychain.
     let store = home.secret_store(config.secret_store);
@@ -333,4 +374,21 @@ fn claude_checks(
             );
         }
     }
+}
+
+/// True for `http(s)://127.x…`, `[::1]` and `localhost` URLs.
+fn is_loopback_url(url: &str) -> bool {
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .unwrap_or(url);
+    let host = rest.split('/').next().unwrap_or("");
+    let host = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(h, _)| h),
+    };
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }

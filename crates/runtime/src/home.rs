@@ -59,6 +59,11 @@ impl Home {
         KeyManager::new(&self.dir, store)
     }
 
+    /// The knowledge graph of `moe_orchestrated` (`knowledge.sqlite`, 0600).
+    pub fn graph_path(&self) -> PathBuf {
+        self.dir.join("knowledge.sqlite")
+    }
+
     /// `live.json`: the running gateway's address.
     pub fn live_path(&self) -> PathBuf {
         self.dir.join("live.json")

@@ -23,6 +23,7 @@ pub mod config_edit;
 pub mod doctor;
 pub mod home;
 pub mod home_watch;
+pub mod knowledge;
 pub mod logging;
 pub mod models;
 pub mod routing;

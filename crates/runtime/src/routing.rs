@@ -10,8 +10,10 @@ use moe_sovereign_experts::openai::OpenAiExpert;
 use moe_sovereign_experts::signature::Signer;
 use moe_sovereign_experts::{Expert, Profile, RouteTable, Secret};
 use moe_sovereign_gateway::Routes;
+use moe_sovereign_graph::Graph;
 use moe_sovereign_keys::SecretStore;
 use moe_sovereign_local::{LocalExpert, Registry, Residency, ResidencyPolicy};
+use moe_sovereign_mcp::Mcp;
 use moe_sovereign_pipeline::orchestrated::DEADLINE;
 use moe_sovereign_pipeline::search::WebSearch;
 use moe_sovereign_pipeline::{Fallback, Member, Orchestrated, Reasoning};
@@ -20,6 +22,18 @@ use crate::config::{
     Config, ConfigError, ExpertConfig, ExpertKind, LocalTuning, Problem, SecretRef,
 };
 use crate::{Home, RuntimeError};
+
+/// The knowledge graph in the home folder; without it (a file that cannot be opened, said in
+/// the log) `moe_orchestrated` answers all the same, remembering nothing.
+fn open_graph(home: &Home) -> Option<Arc<Graph>> {
+    match Graph::open(&home.graph_path()) {
+        Ok(graph) => Some(Arc::new(graph)),
+        Err(error) => {
+            tracing::warn!(%error, "knowledge graph unavailable");
+            None
+        }
+    }
+}
 
 /// Requests an expert runs at once (local experts batch them), and how many may wait beyond
 /// that before new ones get 529 + `retry-after`.
@@ -39,6 +53,8 @@ pub struct Routing {
     experts: Mutex<Vec<Built>>,
     routes: Option<Routes>,
     signer: Signer,
+    mcp: Mcp,
+    graph: Option<Arc<Graph>>,
 }
 
 impl Routing {
@@ -54,6 +70,8 @@ impl Routing {
             experts: Mutex::new(Vec::new()),
             routes: None,
             signer,
+            mcp: Mcp::new(config.mcp_servers.clone()),
+            graph: config.graph.then(|| open_graph(home)).flatten(),
         };
         let (experts, table) = routing.build(config, &[]).map_err(|problems| {
             RuntimeError::Config(ConfigError::Invalid {
@@ -75,6 +93,16 @@ impl Routing {
     pub fn serving(mut self, routes: Routes) -> Self {
         self.routes = Some(routes);
         self
+    }
+
+    /// The knowledge graph `moe_orchestrated` learns into (`None` when off or unavailable).
+    pub fn graph(&self) -> Option<Arc<Graph>> {
+        self.graph.clone()
+    }
+
+    /// The MCP servers of the config (started on first use).
+    pub fn mcp(&self) -> &Mcp {
+        &self.mcp
     }
 
     /// What signs the thinking we produce, and verifies it when it comes back.
@@ -253,7 +281,12 @@ impl Routing {
                     .search
                     .as_ref()
                     .map(|s| WebSearch::new(&s.searxng_url, s.max_results));
-                Arc::new(Orchestrated::new(base, members, answerer, DEADLINE).with_search(search))
+                Arc::new(
+                    Orchestrated::new(base, members, answerer, DEADLINE)
+                        .with_search(search)
+                        .with_mcp(Some(self.mcp.clone()))
+                        .with_graph(self.graph.clone()),
+                )
             }
             Profile::Native => base,
         })

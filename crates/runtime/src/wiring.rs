@@ -112,8 +112,9 @@ pub fn wire(
     })
 }
 
-/// Revokes key `id` and replaces any copy of a key left in the backups of Claude's wired files
-/// (backups made before keys were kept out of them).
+/// Revokes key `id`, replaces any copy of a key left in the backups of Claude's wired files
+/// (backups made before keys were kept out of them), and forgets the key's knowledge-graph
+/// facts.
 pub fn revoke_key(
     home: &Home,
     keys: &KeyManager,
@@ -123,6 +124,17 @@ pub fn revoke_key(
     if let Ok(files) = wiring(home).and_then(|w| w.recorded_files()) {
         for (_, file) in files {
             moe_sovereign_wiring::scrub_backups(&file);
+        }
+    }
+    // What the key's requests taught the knowledge graph goes with it (only where a store
+    // exists: revoking never creates one).
+    if home.graph_path().exists() {
+        match crate::knowledge::open(home).and_then(|g| g.forget_all(Some(&record.id))) {
+            Ok(forgotten) if forgotten > 0 => {
+                tracing::info!(key = %record.id, forgotten, "knowledge graph: the key's facts forgotten");
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "knowledge graph: the key's facts not forgotten"),
         }
     }
     Ok(record)

@@ -231,6 +231,50 @@ pub async fn profiles(
     call(&state, Action::Profiles { id: query.key }).await
 }
 
+#[derive(Deserialize)]
+pub struct FactsQuery {
+    #[serde(default)]
+    key_id: Option<String>,
+    #[serde(default)]
+    q: Option<String>,
+}
+
+/// `GET /api/graph?key_id=ID&q=WORDS`: knowledge-graph facts.
+pub async fn facts(
+    State(state): State<GatewayState>,
+    Query(query): Query<FactsQuery>,
+) -> Result<Json<Value>, GatewayError> {
+    let key_id = query.key_id.filter(|k| !k.is_empty());
+    call(
+        &state,
+        Action::Facts {
+            key_id,
+            query: query.q,
+        },
+    )
+    .await
+}
+
+/// `DELETE /api/graph?key_id=ID`: forget every fact (of one key).
+pub async fn forget_facts(
+    State(state): State<GatewayState>,
+    Query(query): Query<FactsQuery>,
+) -> Result<Json<Value>, GatewayError> {
+    let key_id = query.key_id.filter(|k| !k.is_empty());
+    call(&state, Action::ForgetFacts { key_id }).await
+}
+
+/// `DELETE /api/graph/{id}`: forget one fact.
+pub async fn forget_fact(
+    State(state): State<GatewayState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, GatewayError> {
+    let id = id
+        .parse()
+        .map_err(|_| GatewayError::InvalidRequest(format!("{id:?} is not a fact id")))?;
+    call(&state, Action::ForgetFact { id }).await
+}
+
 /// `GET /api/experts`.
 pub async fn experts(State(state): State<GatewayState>) -> Result<Json<Value>, GatewayError> {
     call(&state, Action::Experts).await

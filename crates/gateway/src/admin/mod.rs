@@ -119,6 +119,24 @@ pub enum Action {
     },
     /// `doctor`'s checks.
     Doctor,
+    /// Knowledge-graph facts (the `graph list --json` rows): of one key or all, best match
+    /// first for a query, else newest first.
+    Facts {
+        /// One key only.
+        key_id: Option<String>,
+        /// Words to search for.
+        query: Option<String>,
+    },
+    /// Forget one fact.
+    ForgetFact {
+        /// Its id.
+        id: i64,
+    },
+    /// Forget every fact (of one key when given).
+    ForgetFacts {
+        /// One key only.
+        key_id: Option<String>,
+    },
     /// The newest log lines, newest first.
     Logs {
         /// The least severe level shown (`error` … `trace`; all when `None`).

@@ -25,7 +25,7 @@ pub async fn count(
         .ok_or_else(no_expert)?;
     let input_tokens = route
         .expert
-        .count_tokens(expert_request(request, &headers))
+        .count_tokens(expert_request(request, &headers, &caller.key_id, None))
         .await?;
     Ok(Json(CountTokensResponse { input_tokens }))
 }

@@ -76,8 +76,9 @@ async fn answer(
     recorder.routed(route.profile.name(), route.expert.name());
     let streaming = request.stream.unwrap_or(false);
     let show_thinking = request.thinking.as_ref().is_some_and(|t| t.is_on());
+    let id = random_id("msg_");
     let encoder = Encoder::new(
-        random_id("msg_"),
+        id.clone(),
         request.model.clone(),
         show_thinking,
         state.settings.signer.clone(),
@@ -92,7 +93,7 @@ async fn answer(
     );
     let stream = route
         .expert
-        .stream(expert_request(request, headers))
+        .stream(expert_request(request, headers, &caller.key_id, Some(id)))
         .await?;
     Ok(if streaming {
         Answer::Stream(encoder, stream)

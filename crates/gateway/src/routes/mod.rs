@@ -50,8 +50,14 @@ pub async fn read_body(body: Body, limit: usize) -> Result<bytes::Bytes, Gateway
     Ok(read.freeze())
 }
 
-/// The expert request for `body`, carrying the headers worth forwarding.
-pub fn expert_request(body: MessagesRequest, headers: &HeaderMap) -> ExpertRequest {
+/// The expert request for `body` from the caller with key `key_id`, carrying the headers worth
+/// forwarding; `request_id` is the answer's message id.
+pub fn expert_request(
+    body: MessagesRequest,
+    headers: &HeaderMap,
+    key_id: &str,
+    request_id: Option<String>,
+) -> ExpertRequest {
     let header = |name: &str| {
         headers
             .get(name)
@@ -63,6 +69,8 @@ pub fn expert_request(body: MessagesRequest, headers: &HeaderMap) -> ExpertReque
         anthropic_version: header("anthropic-version"),
         anthropic_beta: header("anthropic-beta"),
         session: header("x-claude-code-session-id"),
+        key_id: Some(key_id.to_owned()),
+        request_id,
     }
 }
 
