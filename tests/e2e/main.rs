@@ -16,6 +16,7 @@ mod package;
 mod profiles;
 mod pull;
 mod remote;
+mod routes;
 mod tray;
 mod wiring;
 

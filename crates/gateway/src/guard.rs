@@ -4,9 +4,11 @@
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 
 use crate::error::{GatewayError, LoggedError};
+use crate::routes::refuse;
+use crate::routes::table::{Access, ROUTES};
 use crate::state::{GatewayState, Settings};
 
 /// Outermost layer: every response gets a `request-id`; Host and Origin are checked first.
@@ -16,7 +18,7 @@ pub async fn edge(State(state): State<GatewayState>, request: Request, next: Nex
     let path = request.uri().path().to_owned();
     let mut response = match check_host_and_origin(&state.settings, request.headers()) {
         Ok(()) => next.run(request).await,
-        Err(error) => error.into_response(),
+        Err(error) => refuse(request, error).await,
     };
     if let Some(LoggedError(message)) = response.extensions().get::<LoggedError>() {
         let status = response.status().as_u16();
@@ -77,10 +79,14 @@ fn is_loopback_authority(authority: &str, port: u16) -> bool {
     host_port == Some(port) && matches!(host, "127.0.0.1" | "localhost" | "[::1]")
 }
 
-/// Routes open without a key: Claude Code's preconnect probe and the health check.
+/// Routes open without a key (the route table's `Open` ones: Claude Code's preconnect probe and
+/// the health check).
 fn is_open(request: &Request) -> bool {
-    matches!(request.uri().path(), "/" | "/health")
-        && matches!(*request.method(), Method::GET | Method::HEAD)
+    let path = request.uri().path();
+    matches!(*request.method(), Method::GET | Method::HEAD)
+        && ROUTES
+            .iter()
+            .any(|r| r.access == Access::Open && r.path == path)
 }
 
 /// API-key check for every route but the open ones (unknown routes included, so nothing about
@@ -98,13 +104,14 @@ pub async fn authenticate(
         return next.run(request).await;
     }
     let Some(key) = presented_key(request.headers()) else {
-        return GatewayError::Unauthenticated(
+        let error = GatewayError::Unauthenticated(
             "missing API key: send it as x-api-key or Authorization: Bearer".into(),
-        )
-        .into_response();
+        );
+        return refuse(request, error).await;
     };
     let Some(caller) = state.auth.authenticate(key) else {
-        return GatewayError::Unauthenticated("invalid API key".into()).into_response();
+        let error = GatewayError::Unauthenticated("invalid API key".into());
+        return refuse(request, error).await;
     };
     request.extensions_mut().insert(caller);
     next.run(request).await

@@ -32,8 +32,13 @@ async fn call(state: &GatewayState, action: Action) -> Result<Json<Value>, Gatew
     Ok(Json(answer?))
 }
 
-fn parse_json<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, GatewayError> {
-    serde_json::from_slice(body)
+/// The JSON body of a change, read within the gateway's body limit (a 413 envelope past it).
+async fn parse_json<T: serde::de::DeserializeOwned>(
+    state: &GatewayState,
+    body: Body,
+) -> Result<T, GatewayError> {
+    let body = crate::routes::read_body(body, state.settings.max_body_bytes).await?;
+    serde_json::from_slice(&body)
         .map_err(|e| GatewayError::InvalidRequest(format!("invalid JSON body: {e}")))
 }
 
@@ -87,9 +92,9 @@ struct Redeem {
 /// `POST /api/session {"token"}`: the login link's token for a session cookie.
 pub async fn session(
     State(state): State<GatewayState>,
-    body: Bytes,
+    body: Body,
 ) -> Result<Response, GatewayError> {
-    let Redeem { token } = parse_json(&body)?;
+    let Redeem { token } = parse_json(&state, body).await?;
     let Some(session) = admin(&state)?.sessions.redeem(&token) else {
         return Err(GatewayError::Unauthenticated(
             "this login link was already used or has expired: run `moe-sovereign ui` again".into(),
@@ -187,9 +192,9 @@ struct CreateKey {
 /// `POST /api/keys {"name", "profile"}`: the new key, its value included (the only time).
 pub async fn create_key(
     State(state): State<GatewayState>,
-    body: Bytes,
+    body: Body,
 ) -> Result<Json<Value>, GatewayError> {
-    let CreateKey { name, profile } = parse_json(&body)?;
+    let CreateKey { name, profile } = parse_json(&state, body).await?;
     call(&state, Action::CreateKey { name, profile }).await
 }
 
@@ -210,9 +215,9 @@ struct SetProfile {
 pub async fn set_profile(
     State(state): State<GatewayState>,
     Path(id): Path<String>,
-    body: Bytes,
+    body: Body,
 ) -> Result<Json<Value>, GatewayError> {
-    let SetProfile { profile } = parse_json(&body)?;
+    let SetProfile { profile } = parse_json(&state, body).await?;
     let id = (id != "default").then_some(id);
     call(&state, Action::SetProfile { id, profile }).await
 }
@@ -284,9 +289,9 @@ pub async fn experts(State(state): State<GatewayState>) -> Result<Json<Value>, G
 pub async fn bind_profile(
     State(state): State<GatewayState>,
     Path(profile): Path<String>,
-    body: Bytes,
+    body: Body,
 ) -> Result<Json<Value>, GatewayError> {
-    let target: Value = parse_json(&body)?;
+    let target: Value = parse_json(&state, body).await?;
     call(&state, Action::BindProfile { profile, target }).await
 }
 
@@ -305,9 +310,9 @@ struct AddModel {
 /// `POST /api/models {"path", "name"}`: registers a file on this machine.
 pub async fn add_model(
     State(state): State<GatewayState>,
-    body: Bytes,
+    body: Body,
 ) -> Result<Json<Value>, GatewayError> {
-    let AddModel { path, name } = parse_json(&body)?;
+    let AddModel { path, name } = parse_json(&state, body).await?;
     call(&state, Action::AddModel { path, name }).await
 }
 
@@ -327,9 +332,9 @@ pub async fn pick_model(State(state): State<GatewayState>) -> Result<Json<Value>
 /// `POST /api/models/pull {"repo", "file"}`: starts a download; progress comes on `/api/events`.
 pub async fn pull_model(
     State(state): State<GatewayState>,
-    body: Bytes,
+    body: Body,
 ) -> Result<Json<Value>, GatewayError> {
-    let PullModel { repo, file } = parse_json(&body)?;
+    let PullModel { repo, file } = parse_json(&state, body).await?;
     call(&state, Action::PullModel { repo, file }).await
 }
 
@@ -382,9 +387,9 @@ struct Restore {
 /// `POST /api/wiring/restore {"file", "backup"}`.
 pub async fn restore_backup(
     State(state): State<GatewayState>,
-    body: Bytes,
+    body: Body,
 ) -> Result<Json<Value>, GatewayError> {
-    let Restore { file, backup } = parse_json(&body)?;
+    let Restore { file, backup } = parse_json(&state, body).await?;
     call(&state, Action::RestoreBackup { file, backup }).await
 }
 

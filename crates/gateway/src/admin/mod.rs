@@ -17,10 +17,11 @@ use std::sync::Arc;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde_json::Value;
 use subtle::ConstantTimeEq;
 
+use crate::routes::table::{Access, LOGIN_ASSETS, ROUTES};
 use crate::{GatewayError, GatewayState};
 pub use session::Sessions;
 
@@ -225,15 +226,17 @@ pub fn is_admin_path(path: &str) -> bool {
 /// Admin paths served without a session: the login page, the files it needs (no data in
 /// any of them), the token exchange, and the two requests that need the home folder's secret
 /// instead (a login link; stopping the gateway, when the tray app takes the port over).
+/// (The route table's `Login` routes and [`LOGIN_ASSETS`].)
 fn is_public(method: &Method, path: &str) -> bool {
-    match *method {
-        Method::GET | Method::HEAD => matches!(
-            path,
-            "/ui/login" | "/ui/assets/login.js" | "/ui/assets/style.css" | "/ui/assets/icon.svg"
-        ),
-        Method::POST => matches!(path, "/api/session" | "/api/login-link" | "/api/shutdown"),
-        _ => false,
-    }
+    let method = if *method == Method::HEAD {
+        "GET"
+    } else {
+        method.as_str()
+    };
+    (method == "GET" && LOGIN_ASSETS.contains(&path))
+        || ROUTES
+            .iter()
+            .any(|r| r.access == Access::Login && r.method == method && r.path == path)
 }
 
 /// The session cookie's name; the port is part of it because cookies ignore ports.
@@ -261,7 +264,7 @@ pub async fn guard(State(state): State<GatewayState>, request: Request, next: Ne
     }
     let mut response = match check(&state, &request) {
         Ok(()) => next.run(request).await,
-        Err(error) => error.into_response(),
+        Err(error) => crate::routes::refuse(request, error).await,
     };
     let headers = response.headers_mut();
     headers.insert(

@@ -4,6 +4,7 @@ pub mod count_tokens;
 pub mod health;
 pub mod messages;
 pub mod models;
+pub mod table;
 
 use std::time::Duration;
 
@@ -21,6 +22,52 @@ use crate::GatewayError;
 const DRAIN_BYTES: usize = 256 * 1024 * 1024;
 const DRAIN_TIME: Duration = Duration::from_secs(30);
 
+/// Reads and throws away what is left of a body (up to [`DRAIN_BYTES`], within
+/// [`DRAIN_TIME`]) before a refusal goes out.
+async fn drain(mut stream: impl futures::Stream<Item = Result<bytes::Bytes, axum::Error>> + Unpin) {
+    let drain = async {
+        let mut drained = 0;
+        while let Some(Ok(chunk)) = stream.next().await {
+            drained += chunk.len();
+            if drained > DRAIN_BYTES {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(DRAIN_TIME, drain).await;
+}
+
+/// `error` as the answer to `request`, which is refused before its body was read: the body is
+/// read and thrown away first (bounded), so a client still sending it sees the refusal instead
+/// of a broken pipe.
+pub async fn refuse(
+    request: axum::extract::Request,
+    error: GatewayError,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    drain(request.into_body().into_data_stream()).await;
+    error.into_response()
+}
+
+/// Innermost layer: every body is read (within the limit; a 413 envelope past it) before the
+/// handler runs, so a handler that refuses a request, or ignores its body, never leaves a client
+/// that is still sending with a broken pipe.
+pub async fn buffered(
+    axum::extract::State(state): axum::extract::State<crate::GatewayState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let (parts, body) = request.into_parts();
+    match read_body(body, state.settings.max_body_bytes).await {
+        Ok(bytes) => {
+            next.run(axum::extract::Request::from_parts(parts, Body::from(bytes)))
+                .await
+        }
+        Err(error) => error.into_response(),
+    }
+}
+
 /// Reads a body up to `limit` bytes; more is a 413.
 pub async fn read_body(body: Body, limit: usize) -> Result<bytes::Bytes, GatewayError> {
     let mut stream = body.into_data_stream();
@@ -30,16 +77,7 @@ pub async fn read_body(body: Body, limit: usize) -> Result<bytes::Bytes, Gateway
             GatewayError::InvalidRequest(format!("reading the request body failed: {e}"))
         })?;
         if read.len() + chunk.len() > limit {
-            let drain = async {
-                let mut drained = 0;
-                while let Some(Ok(chunk)) = stream.next().await {
-                    drained += chunk.len();
-                    if drained > DRAIN_BYTES {
-                        break;
-                    }
-                }
-            };
-            let _ = tokio::time::timeout(DRAIN_TIME, drain).await;
+            drain(stream).await;
             return Err(GatewayError::TooLarge(format!(
                 "request body exceeds the {} MiB limit",
                 limit / (1024 * 1024)
