@@ -10,40 +10,17 @@ import { execFileSync } from "node:child_process";
 import { mkdirSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 
+import { check, waiter } from "./checks.mjs";
+
 const { chromium } = createRequire(`${process.env.MOE_NODE_DIR}/`)("playwright-core");
 
 const env = process.env;
 const ARTIFACTS = env.ARTIFACTS;
 mkdirSync(ARTIFACTS, { recursive: true });
 
-function check(name, condition, detail = "") {
-  if (!condition) {
-    console.log(`FAIL ${name}: ${typeof detail === "string" ? detail : JSON.stringify(detail)}`);
-    process.exit(1);
-  }
-  console.log(`ok   ${name}`);
-}
-
 // The page under test, for failure reports.
 let current = null;
-
-// Waits for `probe` to return a truthy value (a condition, not a time); fails after `ms`, with
-// the page's last message and a screenshot (failure.png).
-async function until(what, probe, ms = 60_000) {
-  const deadline = Date.now() + ms;
-  let last;
-  while (Date.now() < deadline) {
-    try { last = await probe(); } catch (error) { last = error; }
-    if (last && !(last instanceof Error)) return last;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  let shown = "";
-  if (current) {
-    shown = await current.locator("#toast").textContent().catch(() => "");
-    await current.screenshot({ path: `${ARTIFACTS}/failure.png`, fullPage: true }).catch(() => {});
-  }
-  check(what, false, `still not true after ${ms} ms (last: ${last}; the page said: ${shown})`);
-}
+const until = waiter(() => current, ARTIFACTS);
 
 function cli(...args) {
   return execFileSync(env.MOE_BIN, args, { encoding: "utf8", env: { ...env } });

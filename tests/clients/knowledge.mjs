@@ -9,30 +9,14 @@ import { execFileSync } from "node:child_process";
 import { mkdirSync } from "node:fs";
 import { createRequire } from "node:module";
 
+import { check, waiter } from "./checks.mjs";
+
 const { chromium } = createRequire(`${process.env.MOE_NODE_DIR}/`)("playwright-core");
 const env = process.env;
 mkdirSync(env.ARTIFACTS, { recursive: true });
 
-function check(name, condition, detail = "") {
-  if (!condition) {
-    console.log(`FAIL ${name}: ${typeof detail === "string" ? detail : JSON.stringify(detail)}`);
-    process.exit(1);
-  }
-  console.log(`ok   ${name}`);
-}
-
 let current = null;
-async function until(what, probe, ms = 30_000) {
-  const deadline = Date.now() + ms;
-  let last;
-  while (Date.now() < deadline) {
-    try { last = await probe(); } catch (error) { last = error; }
-    if (last && !(last instanceof Error)) return last;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  if (current) await current.screenshot({ path: `${env.ARTIFACTS}/failure.png`, fullPage: true }).catch(() => {});
-  check(what, false, `still not true after ${ms} ms (last: ${last})`);
-}
+const until = waiter(() => current, env.ARTIFACTS, 30_000);
 
 const facts = (...args) => JSON.parse(execFileSync(env.MOE_BIN, ["graph", "list", "--json", ...args], { encoding: "utf8", env: { ...env } }));
 

@@ -9,25 +9,12 @@ use std::time::{Duration, Instant};
 use moe_sovereign_e2e::gateway::binary;
 use moe_sovereign_e2e::tools::{crate_dir, node_dir, run_ok};
 use moe_sovereign_e2e::{FakeUpstream, Gateway};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::UPSTREAM_KEY;
 
 async fn ask(gateway: &Gateway, key: &str, text: &str) -> Value {
-    let response = reqwest::Client::new()
-        .post(format!("{}/v1/messages", gateway.url))
-        .header("x-api-key", key)
-        .json(&json!({
-            "model": "claude-opus-4-8", "max_tokens": 1024,
-            "messages": [{"role": "user", "content": text}]
-        }))
-        .send()
-        .await
-        .unwrap();
-    let status = response.status();
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(status, 200, "{body}");
-    body
+    gateway.ask(key, "claude-opus-4-8", text, 1024).await
 }
 
 fn graph(home: &Path, args: &[&str]) -> Vec<Value> {

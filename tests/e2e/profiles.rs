@@ -13,20 +13,7 @@ fn expert(name: &str, url: &str) -> String {
 }
 
 async fn ask(gateway: &Gateway, model: &str, text: &str) -> Value {
-    let response = reqwest::Client::new()
-        .post(format!("{}/v1/messages", gateway.url))
-        .header("x-api-key", &gateway.key)
-        .json(&json!({
-            "model": model, "max_tokens": 32,
-            "messages": [{"role": "user", "content": text}]
-        }))
-        .send()
-        .await
-        .unwrap();
-    let status = response.status();
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(status, 200, "{body}");
-    body
+    gateway.ask(&gateway.key, model, text, 32).await
 }
 
 #[tokio::test(flavor = "multi_thread")]

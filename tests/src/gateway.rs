@@ -135,6 +135,31 @@ impl Gateway {
         cookie.split(';').next().unwrap().to_owned()
     }
 
+    /// A non-streaming message with `key` for `model` saying `text`; asserts a 200 and returns
+    /// the message.
+    pub async fn ask(
+        &self,
+        key: &str,
+        model: &str,
+        text: &str,
+        max_tokens: u64,
+    ) -> serde_json::Value {
+        let response = reqwest::Client::new()
+            .post(format!("{}/v1/messages", self.url))
+            .header("x-api-key", key)
+            .json(&serde_json::json!({
+                "model": model, "max_tokens": max_tokens,
+                "messages": [{"role": "user", "content": text}]
+            }))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
     /// `GET path` of the dashboard's API as a signed-in user (`session` from
     /// [`Gateway::admin_session`]), as JSON.
     pub async fn admin_get(&self, session: &str, path: &str) -> serde_json::Value {
