@@ -7,6 +7,7 @@
 mod cli;
 mod clients;
 mod dashboard;
+mod faults;
 mod http;
 mod knowledge;
 mod llama_cpp;

@@ -8,7 +8,7 @@
 
 use std::fs;
 use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use tempfile::NamedTempFile;
 
@@ -53,16 +53,28 @@ pub fn rename_durable(from: &Path, to: &Path) -> io::Result<()> {
 /// Removes temp files of `path` that a crashed write left in its folder (older than a minute,
 /// so a write in progress in another process keeps its own); how many went.
 pub fn sweep_temp_files(path: &Path) -> usize {
-    let prefix = format!(".{}.", file_name(path));
-    let Ok(entries) = fs::read_dir(folder(path)) else {
+    sweep_folder(folder(path), &format!("{}.", file_name(path)))
+}
+
+/// The same for the temp files in `dir` of every file whose name starts with `prefix` (`""`:
+/// all of them) — for files named once each (backups, converted models), whose crashed write
+/// the next write, to another name, would not sweep.
+pub fn sweep_folder(dir: &Path, prefix: &str) -> usize {
+    sweep(dir, &format!(".{prefix}"))
+}
+
+/// True when `path` was last changed a minute ago or more.
+pub fn is_stale(path: &Path) -> bool {
+    fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .is_some_and(|age| age.as_secs() >= 60)
+}
+
+fn sweep(dir: &Path, prefix: &str) -> usize {
+    let Ok(entries) = fs::read_dir(dir) else {
         return 0;
-    };
-    let stale = |p: &PathBuf| {
-        fs::metadata(p)
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| t.elapsed().ok())
-            .is_some_and(|age| age.as_secs() >= 60)
     };
     entries
         .filter_map(Result::ok)
@@ -70,10 +82,10 @@ pub fn sweep_temp_files(path: &Path) -> usize {
         .filter(|p| {
             p.file_name().is_some_and(|n| {
                 let n = n.to_string_lossy();
-                n.starts_with(&prefix) && n.ends_with(".tmp")
+                n.starts_with(prefix) && n.ends_with(".tmp")
             })
         })
-        .filter(stale)
+        .filter(|p| is_stale(p))
         .filter(|p| fs::remove_file(p).is_ok())
         .count()
 }

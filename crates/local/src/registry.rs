@@ -120,6 +120,7 @@ impl Registry {
                 "a model called {name:?} is already registered (remove it first or pass --name)"
             )));
         }
+        self.sweep_converted(&file);
         let engine_path = if convert::worth_converting(&info) {
             let target = self.converted.join(format!("{name}.Q8_0.gguf"));
             convert::to_q8_0(&path, &info, &target)
@@ -140,6 +141,26 @@ impl Registry {
         file.models.push(entry.clone());
         self.write(&file)?;
         Ok(entry)
+    }
+
+    /// What interrupted adds left among our converted copies: partial copies, and complete ones
+    /// no entry of `file` names (a crash between the copy and the registry) — once a minute
+    /// old, so another process's add in progress keeps its own.
+    fn sweep_converted(&self, file: &RegistryFile) {
+        moe_sovereign_files::sweep_folder(&self.converted, "");
+        let Ok(entries) = std::fs::read_dir(&self.converted) else {
+            return;
+        };
+        for path in entries.filter_map(Result::ok).map(|e| e.path()) {
+            let ours = path.extension().is_some_and(|e| e == "gguf")
+                && !file
+                    .models
+                    .iter()
+                    .any(|m| m.engine_path.as_deref() == Some(path.as_path()));
+            if ours && moe_sovereign_files::is_stale(&path) {
+                let _ = std::fs::remove_file(&path);
+            }
+        }
     }
 
     /// Forgets `name` (the file itself is left alone).

@@ -135,6 +135,10 @@ pub fn scrub_backups(path: &Path) -> usize {
 }
 
 fn prune_backups(path: &Path) {
+    if let Some(dir) = path.parent() {
+        // Each backup has a name of its own: a crashed one is swept here, not by the next.
+        moe_sovereign_files::sweep_folder(dir, &format!("{}.moe-backup-", file_name(path)));
+    }
     let backups = backups(path);
     for old in backups.iter().skip(BACKUPS_KEPT) {
         let _ = fs::remove_file(old);

@@ -271,10 +271,21 @@ impl Wiring {
                     created: !existed,
                     priors: Vec::new(),
                 });
+            if !dry_run {
+                // What the file holds now is recorded (and saved) before it changes: a crash
+                // right after the write can still be undone (`apply` records a prior once).
+                file::update(&plan.path, true, |doc| {
+                    plan::apply(doc, &plan.changes, file_state, &plan.path)
+                })?;
+                state.save(&self.home)?;
+            }
+            let record = state.targets.entry(target.name().to_owned()).or_default();
+            let file_state = record.files.entry(plan.path.clone()).or_default();
             let update = file::update(&plan.path, dry_run, |doc| {
                 plan::apply(doc, &plan.changes, file_state, &plan.path)
             })?;
-            // Saved after every file, so a failure half-way can still be undone.
+            // Saved after every file too (the applied state), so a failure half-way can still be
+            // undone.
             if !dry_run {
                 state.save(&self.home)?;
             }
