@@ -2,7 +2,8 @@
 //! mistral.rs.
 //!
 //! Layout:
-//! - [`gguf`]: reads and validates GGUF headers before the engine sees a file;
+//! - [`gguf`]: reads and validates GGUF headers before the engine sees a file (the
+//!   `moe-sovereign-gguf` crate, re-exported: it has no engine dependency, so it is fuzzed alone);
 //! - [`registry`]: `models.json`, the registered models;
 //! - [`convert`]: tensors without a fast CPU kernel rewritten as Q8_0 when a model is added;
 //! - [`resident`]: which models are in memory (lazy load, memory budget, idle unload);
@@ -11,10 +12,11 @@
 
 pub mod convert;
 pub mod expert;
-pub mod gguf;
 pub mod registry;
 pub mod resident;
 pub mod tools;
+
+pub use moe_sovereign_gguf as gguf;
 
 pub use expert::LocalExpert;
 pub use registry::{ModelEntry, Registry};

@@ -205,6 +205,22 @@ impl Document {
         self.set_raw(path, &raw)
     }
 
+    /// Puts `raw`, text read from this document earlier, back as the value at `path` (the root
+    /// for an empty path) exactly as it was: undoing an edit, so no re-indenting (which
+    /// [`Self::set_raw`] does to values it writes). Falls back to [`Self::set_raw`] when the
+    /// member is gone or the result would not parse.
+    pub fn restore_raw(&mut self, path: &[&str], raw: &str) -> Result<(), EditError> {
+        if let Some(node) = self.node(path) {
+            let mut text = self.text.clone();
+            text.replace_range(node.span.clone(), raw);
+            if let Ok(restored) = Self::parse(&text) {
+                *self = restored;
+                return Ok(());
+            }
+        }
+        self.set_raw(path, raw)
+    }
+
     /// Removes the member at `path` (every occurrence of a repeated key). True when something
     /// was removed.
     pub fn remove(&mut self, path: &[&str]) -> bool {

@@ -199,6 +199,7 @@ pub fn apply(
                 when_absent,
             } => {
                 let keys = strs(path);
+                record_empty_container(doc, record, path);
                 // Objects created on the way are recorded too, so undoing removes them.
                 for depth in 1..=keys.len() {
                     let prefix = &keys[..depth];
@@ -244,6 +245,7 @@ pub fn apply(
                         )
                     })?,
                 };
+                record_empty_container(doc, record, std::slice::from_ref(array));
                 if !record.priors.iter().any(|p| p.path == [array.clone()]) {
                     record.priors.push(Prior {
                         path: vec![array.clone()],
@@ -294,21 +296,38 @@ pub fn revert(doc: &mut Document, record: &FileState, file: &Path) -> Result<(),
                 for &index in ours.iter().rev() {
                     doc.remove_item(&keys, index);
                 }
-                if prior.raw.is_none() && ours.len() == items.len() {
-                    doc.remove(&keys);
+                if ours.len() == items.len() {
+                    match &prior.raw {
+                        None => {
+                            doc.remove(&keys);
+                        }
+                        // An array that was empty: its own text back (`[ ]`, `[\n]`).
+                        Some(raw) if serde_json::from_str::<Value>(raw).ok() == Some(json!([])) => {
+                            doc.restore_raw(&keys, raw)
+                                .map_err(|e| WiringError::shape(file, e))?;
+                        }
+                        Some(_) => {}
+                    }
                 }
             }
             continue;
         }
         let Some(ours) = &prior.ours else {
-            // An object created on the way: remove it once nothing is left in it.
-            if prior.raw.is_none()
-                && doc
-                    .node(&keys)
-                    .and_then(|n| n.members())
-                    .is_some_and(<[_]>::is_empty)
-            {
-                doc.remove(&keys);
+            let empty = doc
+                .node(&keys)
+                .and_then(|n| n.members())
+                .is_some_and(<[_]>::is_empty);
+            match &prior.raw {
+                // An object created on the way: remove it once nothing is left in it.
+                None if empty => {
+                    doc.remove(&keys);
+                }
+                // An object that was empty before we added to it: its own text back once
+                // nothing is left in it (adding replaced the whitespace inside it).
+                Some(raw) if empty => doc
+                    .restore_raw(&keys, raw)
+                    .map_err(|e| WiringError::shape(file, e))?,
+                _ => {}
             }
             continue;
         };
@@ -320,7 +339,7 @@ pub fn revert(doc: &mut Document, record: &FileState, file: &Path) -> Result<(),
         }
         match &prior.raw {
             Some(raw) => doc
-                .set_raw(&keys, raw)
+                .restore_raw(&keys, raw)
                 .map_err(|e| WiringError::shape(file, e))?,
             None => match &prior.fallback {
                 Some(value) => doc
@@ -333,6 +352,33 @@ pub fn revert(doc: &mut Document, record: &FileState, file: &Path) -> Result<(),
         }
     }
     Ok(())
+}
+
+/// Before a member is added at `path`: when the object it goes into has no members, adding one
+/// replaces the whitespace inside it (`{ }`, `{\n}`), so its text is recorded (a prior with a
+/// `raw` and no `ours`) and undoing puts it back once the object is empty again.
+fn record_empty_container(doc: &Document, record: &mut FileState, path: &[String]) {
+    let keys = strs(path);
+    let Some(absent) = (1..=keys.len()).find(|&depth| doc.node(&keys[..depth]).is_none()) else {
+        return;
+    };
+    let container = &path[..absent - 1];
+    let Some(raw) = doc.raw(&keys[..absent - 1]) else {
+        return;
+    };
+    let empty = doc
+        .node(&keys[..absent - 1])
+        .and_then(|n| n.members())
+        .is_some_and(<[_]>::is_empty);
+    if empty && raw != "{}" && !record.priors.iter().any(|p| p.path == container) {
+        record.priors.push(Prior {
+            path: container.to_vec(),
+            raw: Some(raw.to_owned()),
+            ours: None,
+            fallback: None,
+            entry_id: None,
+        });
+    }
 }
 
 /// The items of the top-level array `key` as (raw text, parsed value); `None` when it is not an

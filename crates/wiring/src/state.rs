@@ -50,7 +50,9 @@ pub struct Prior {
     pub path: Vec<String>,
     /// The raw JSON text that was there, `None` when absent.
     pub raw: Option<String>,
-    /// sha256 of our value (canonical form); `None` for objects we only created on the way.
+    /// sha256 of our value (canonical form); `None` for objects we only created on the way,
+    /// and for an object that was empty before we added to it (`raw` is then its text, the
+    /// whitespace inside it included, and `path` may be empty: the root).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ours: Option<String>,
     /// What undoing sets when `raw` is `None` (instead of removing the member).

@@ -1,9 +1,12 @@
 //! A GGUF header reader: enough to validate a model file *before* the engine sees it (mistral.rs
 //! 0.8.1 panics on architectures it does not know), and to describe it in `models list`.
+//!
+//! A crate of its own, without the engine, so hostile headers can be fuzzed quickly
+//! (`fuzz/`, target `gguf`). `moe_sovereign_local::gguf` re-exports it.
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::io::{BufReader, Cursor, Read, Seek, SeekFrom};
 use std::path::Path;
 
 /// Architectures mistral.rs 0.8.1 loads from GGUF.
@@ -69,15 +72,16 @@ pub struct TensorInfo {
 }
 
 impl TensorInfo {
-    /// Elements in the tensor.
+    /// Elements in the tensor, saturating like [`inspect`]'s check: a hostile header's
+    /// `[2^32, 2^32, 0]` is 0 elements, not an overflow.
     pub fn elements(&self) -> u64 {
-        self.dims.iter().product()
+        self.dims.iter().fold(1u64, |n, &dim| n.saturating_mul(dim))
     }
 
     /// Bytes of data of a tensor of these dimensions stored as `kind`.
     pub fn bytes_as(&self, kind: u32) -> Option<u64> {
         let (per_block, bytes) = block(kind)?;
-        Some(self.elements().div_ceil(per_block) * bytes)
+        Some(self.elements().div_ceil(per_block).saturating_mul(bytes))
     }
 }
 
@@ -193,7 +197,7 @@ fn type_size(kind: u32) -> Option<u64> {
 }
 
 /// (elements per block, bytes per block) of ggml tensor types candle can load.
-pub(crate) fn block(kind: u32) -> Option<(u64, u64)> {
+pub fn block(kind: u32) -> Option<(u64, u64)> {
     Some(match kind {
         0 => (1, 4),      // F32
         1 => (1, 2),      // F16
@@ -246,9 +250,23 @@ pub fn inspect(path: &Path) -> Result<GgufInfo, GgufError> {
         .metadata()
         .or_else(|e| err(format!("cannot read {}: {e}", path.display())))?
         .len();
-    let mut r = Reader {
-        inner: BufReader::with_capacity(1 << 16, file),
-    };
+    let reader = BufReader::with_capacity(1 << 16, file);
+    inspect_reader(reader, size, &path.display().to_string())
+}
+
+/// [`inspect`] of a file already in memory.
+pub fn inspect_bytes(bytes: &[u8]) -> Result<GgufInfo, GgufError> {
+    inspect_reader(Cursor::new(bytes), bytes.len() as u64, "the file")
+}
+
+/// [`inspect`] of `size` bytes read from `reader` (at its start); `source` names it in
+/// messages.
+pub fn inspect_reader<R: Read + Seek>(
+    reader: R,
+    size: u64,
+    source: &str,
+) -> Result<GgufInfo, GgufError> {
+    let mut r = Reader { inner: reader };
     if size < 24 || &r.bytes::<4>()? != b"GGUF" {
         return err("not a GGUF file (no GGUF magic)");
     }
@@ -265,10 +283,10 @@ pub fn inspect(path: &Path) -> Result<GgufInfo, GgufError> {
     }
     let mut meta = HashMap::new();
     let mut file_type_at = None;
-    let position = |r: &mut Reader<BufReader<File>>| {
+    let position = |r: &mut Reader<R>| {
         r.inner
             .stream_position()
-            .or_else(|e| err(format!("cannot read {}: {e}", path.display())))
+            .or_else(|e| err(format!("cannot read {source}: {e}")))
     };
     for _ in 0..kvs {
         let key = r.string(1 << 16)?.unwrap_or_default();
@@ -321,7 +339,7 @@ pub fn inspect(path: &Path) -> Result<GgufInfo, GgufError> {
         let dims = r.u32()?;
         if dims > 8 {
             return err(format!(
-                "tensor {name} has {dims} dimensions (corrupt file?)"
+                "tensor {name:?} has {dims} dimensions (corrupt file?)"
             ));
         }
         let mut elements = 1u64;
@@ -335,7 +353,7 @@ pub fn inspect(path: &Path) -> Result<GgufInfo, GgufError> {
         let offset = r.u64()?;
         let (per_block, bytes) = block(kind).ok_or_else(|| {
             GgufError(format!(
-                "tensor {name} uses ggml type {kind}, which the local engine cannot load"
+                "tensor {name:?} uses ggml type {kind}, which the local engine cannot load"
             ))
         })?;
         let nbytes = elements.div_ceil(per_block).saturating_mul(bytes);
@@ -348,10 +366,7 @@ pub fn inspect(path: &Path) -> Result<GgufInfo, GgufError> {
         });
     }
     let alignment = int("general.alignment").unwrap_or(32).max(1);
-    let header_end = r
-        .inner
-        .stream_position()
-        .or_else(|e| err(format!("cannot read {}: {e}", path.display())))?;
+    let header_end = position(&mut r)?;
     let data_start = header_end.div_ceil(alignment) * alignment;
     if data_start.saturating_add(data_end) > size {
         return err(format!(
@@ -418,7 +433,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("m.gguf");
         std::fs::write(&path, bytes).unwrap();
-        inspect(&path)
+        let from_file = inspect(&path);
+        assert_eq!(from_file, inspect_bytes(bytes));
+        from_file
     }
 
     const CHAT: &[(&str, &str)] = &[
@@ -441,6 +458,24 @@ mod tests {
         let full = gguf(CHAT, 8, 32);
         let error = check(&full[..60]).unwrap_err();
         assert!(error.0.contains("truncated"), "{error}");
+    }
+
+    #[test]
+    fn hostile_dimensions_neither_overflow_nor_pass_as_data() {
+        // A zero dimension after two huge ones: no data, and no overflow counting it.
+        let tensor = TensorInfo {
+            name: "t".into(),
+            dims: vec![1 << 32, 1 << 32, 0],
+            kind: 0,
+            offset: 0,
+        };
+        assert_eq!(tensor.elements(), 0);
+        assert_eq!(tensor.bytes_as(8), Some(0));
+        let huge = TensorInfo {
+            dims: vec![1 << 32, 1 << 32],
+            ..tensor
+        };
+        assert_eq!(huge.bytes_as(0), Some(u64::MAX));
     }
 
     #[test]
